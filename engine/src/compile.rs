@@ -1,0 +1,262 @@
+//! A policy configuration compiled for evaluation: every pattern compiled once, policies
+//! sorted by priority, every rule field registered in one [`PatternIndex`] per subject
+//! kind (commands, paths).
+
+use regex::Regex;
+
+use crate::glob::{Dialect, Glob};
+use crate::matcher::{FieldId, FieldKind, IndexBuilder, PatternIndex};
+use crate::policy::{
+    Action, AskOptions, CallCount, Config, DepthRange, Located, VerifyOptions, Webhook,
+};
+
+const STRICT: Dialect = Dialect::Command {
+    star_crosses_slash: false,
+};
+const D1: Dialect = Dialect::Command {
+    star_crosses_slash: true,
+};
+
+/// A loaded, compiled policy set. Cheap to share between threads; evaluation never
+/// mutates it.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) config: Config,
+    pub(crate) default_action: Action,
+    pub(crate) policies: Vec<CompiledPolicy>,
+    pub(crate) commands: PatternIndex,
+    pub(crate) paths: PatternIndex,
+    /// Input params named by any `tool_param_matches` (for the size gate).
+    pub(crate) param_names: Vec<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledPolicy {
+    pub name: String,
+    pub tools: Vec<Glob>,
+    pub agent: Glob,
+    pub session: Glob,
+    pub rules: Vec<CompiledRule>,
+    pub durable: bool,
+    pub project: bool,
+    pub profile: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledRule {
+    pub action: Action,
+    pub message: String,
+    pub ask: AskOptions,
+    pub webhook: Option<Webhook>,
+    pub verify: Option<VerifyOptions>,
+    pub expires_at: Option<i64>,
+    pub once: bool,
+    pub when: CompiledCondition,
+}
+
+/// Command fields of a rule, as ids into the command index.
+#[derive(Debug)]
+pub(crate) struct CommandFields {
+    pub matches: Option<FieldId>,
+    /// Granting rules: the subset of `matches` that spans operators (`a && b`).
+    pub composite: Option<FieldId>,
+    pub contains: Option<FieldId>,
+    pub not_matches: Option<FieldId>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PathFields {
+    pub matches: FieldId,
+    pub not_matches: Option<FieldId>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CompiledCondition {
+    /// `default: true` or no field at all.
+    pub always: bool,
+    /// Only response fields: never fires before the call.
+    pub response_only: bool,
+    pub command: Option<CommandFields>,
+    pub env: Vec<Glob>,
+    pub path: Option<PathFields>,
+    pub urls: Vec<Glob>,
+    pub domains: Vec<Glob>,
+    pub sessions: Vec<Glob>,
+    pub sessions_not: Vec<Glob>,
+    pub depth: Option<DepthRange>,
+    pub params: Vec<(String, Glob)>,
+    pub call_count: Option<CallCount>,
+    pub responses: Vec<Regex>,
+    pub responses_not: Vec<Regex>,
+}
+
+fn globs(list: &[Located], dialect: Dialect) -> Vec<Glob> {
+    list.iter().map(|l| Glob::new(&l.value, dialect)).collect()
+}
+
+fn texts(list: &[Located]) -> impl Iterator<Item = &str> {
+    list.iter().map(|l| l.value.as_str())
+}
+
+/// A pattern that spans shell operators, so it can grant a whole compound line.
+fn is_composite_pattern(p: &str) -> bool {
+    p.contains("&&") || p.contains("||") || p.contains(';') || p.contains('|')
+}
+
+impl Engine {
+    /// Compiles a configuration. Patterns were validated by the loader; anything invalid
+    /// that reaches here compiles to a pattern that never matches.
+    pub fn new(config: Config) -> Engine {
+        let mut commands = IndexBuilder::default();
+        let mut paths = IndexBuilder::default();
+        let mut order: Vec<usize> = (0..config.policies.len()).collect();
+        order.sort_by_key(|&i| config.policies[i].priority);
+        let mut policies = Vec::with_capacity(order.len());
+        let mut param_names: Vec<String> = Vec::new();
+        for &i in &order {
+            let p = &config.policies[i];
+            if !p.enabled {
+                continue;
+            }
+            let mut rules = Vec::with_capacity(p.rules.len());
+            for r in &p.rules {
+                let c = &r.when;
+                let restrictive = r.action.is_restrictive_matcher();
+                let command = (!c.command_matches.is_empty() || !c.command_contains.is_empty())
+                    .then(|| CommandFields {
+                        matches: (!c.command_matches.is_empty()).then(|| {
+                            commands.field(
+                                FieldKind::Glob(if restrictive { D1 } else { STRICT }),
+                                texts(&c.command_matches),
+                            )
+                        }),
+                        composite: (!restrictive
+                            && c.command_matches
+                                .iter()
+                                .any(|m| is_composite_pattern(&m.value)))
+                        .then(|| {
+                            commands.field(
+                                FieldKind::Glob(STRICT),
+                                texts(&c.command_matches).filter(|m| is_composite_pattern(m)),
+                            )
+                        }),
+                        contains: (!c.command_contains.is_empty()).then(|| {
+                            commands.field(
+                                if restrictive {
+                                    FieldKind::ContainsFold
+                                } else {
+                                    FieldKind::Contains
+                                },
+                                texts(&c.command_contains),
+                            )
+                        }),
+                        not_matches: (!c.command_not_matches.is_empty()).then(|| {
+                            commands.field(FieldKind::Glob(STRICT), texts(&c.command_not_matches))
+                        }),
+                    });
+                let path = (!c.path_matches.is_empty()).then(|| PathFields {
+                    matches: paths.field(FieldKind::Glob(Dialect::Path), texts(&c.path_matches)),
+                    not_matches: (!c.path_not_matches.is_empty()).then(|| {
+                        paths.field(FieldKind::Glob(Dialect::Path), texts(&c.path_not_matches))
+                    }),
+                });
+                for (name, _) in &c.tool_param_matches {
+                    if !param_names.contains(name) {
+                        param_names.push(name.clone());
+                    }
+                }
+                let regexes = |l: &[Located]| -> Vec<Regex> {
+                    l.iter().filter_map(|r| Regex::new(&r.value).ok()).collect()
+                };
+                rules.push(CompiledRule {
+                    action: r.action,
+                    message: r.message.clone(),
+                    ask: r.ask,
+                    webhook: r.webhook.clone(),
+                    verify: r.verify.clone(),
+                    expires_at: r.expires_at,
+                    once: r.once,
+                    when: CompiledCondition {
+                        always: c.default || c.is_empty(),
+                        response_only: c.is_response_only(),
+                        command,
+                        env: globs(&c.command_env_assignments, STRICT),
+                        path,
+                        urls: globs(&c.url_matches, STRICT),
+                        domains: c
+                            .domain_matches
+                            .iter()
+                            .map(|d| {
+                                Glob::new(
+                                    &d.value.trim_end_matches('.').to_lowercase(),
+                                    Dialect::Path,
+                                )
+                            })
+                            .collect(),
+                        sessions: globs(&c.session_matches, STRICT),
+                        sessions_not: globs(&c.session_not_matches, STRICT),
+                        depth: c.agent_depth,
+                        params: c
+                            .tool_param_matches
+                            .iter()
+                            .map(|(k, g)| (k.clone(), Glob::new(&g.value.to_lowercase(), STRICT)))
+                            .collect(),
+                        call_count: c.call_count.clone(),
+                        responses: regexes(&c.response_matches),
+                        responses_not: regexes(&c.response_not_matches),
+                    },
+                });
+            }
+            policies.push(CompiledPolicy {
+                name: p.name.clone(),
+                tools: globs(&p.tools, STRICT),
+                agent: Glob::new(&p.agent.value, STRICT),
+                session: Glob::new(&p.session.value, STRICT),
+                rules,
+                durable: p.source.is_durable_allow_file(),
+                project: p.source.project,
+                profile: p.source.profile_name().to_string(),
+            });
+        }
+        Engine {
+            default_action: config.effective_default(),
+            config,
+            policies,
+            commands: commands.build(),
+            paths: paths.build(),
+            param_names,
+        }
+    }
+
+    /// The configuration this engine was compiled from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The default action (deny when no file set one).
+    pub fn default_action(&self) -> Action {
+        self.default_action
+    }
+
+    /// Number of enabled policies.
+    pub fn policy_count(&self) -> usize {
+        self.policies.len()
+    }
+
+    /// Names of enabled policies holding `verify` rules (the daemon warns about them when
+    /// no verifier is configured).
+    pub fn verify_policies(&self) -> Vec<&str> {
+        self.policies
+            .iter()
+            .filter(|p| p.rules.iter().any(|r| r.action == Action::Verify))
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
+    /// Whether any enabled rule counts calls (so `enforce` must record them first).
+    pub fn uses_call_count(&self) -> bool {
+        self.policies
+            .iter()
+            .any(|p| p.rules.iter().any(|r| r.when.call_count.is_some()))
+    }
+}
