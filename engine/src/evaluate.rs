@@ -8,7 +8,7 @@ use crate::compile::{CompiledCondition, CompiledPolicy, CompiledRule, Engine};
 use crate::counter::CallCounter;
 use crate::decision::Decision;
 use crate::matcher::FieldHits;
-use crate::paths::path_candidates;
+use crate::paths::{PathCandidates, path_candidates};
 use crate::policy::{Action, AskOptions};
 use crate::shell::{ParsedCommand, parse};
 
@@ -165,7 +165,7 @@ struct Call<'a> {
     fields: Resolved,
     opts: &'a EvalOptions<'a>,
     command: Option<CommandView>,
-    path: Option<(Vec<String>, FieldHits)>,
+    path: Option<(PathCandidates, FieldHits)>,
 }
 
 impl Call<'_> {
@@ -176,14 +176,14 @@ impl Call<'_> {
         self.command.as_ref().expect("just set")
     }
 
-    fn paths(&mut self) -> &(Vec<String>, FieldHits) {
+    fn paths(&mut self) -> &(PathCandidates, FieldHits) {
         if self.path.is_none() {
             let cands = path_candidates(
                 &self.fields.path,
                 self.fields.workdir.as_deref(),
                 self.opts.resolve_symlinks,
             );
-            let hits = self.engine.paths.hits(&cands);
+            let hits = self.engine.paths.hits(&cands.items);
             self.path = Some((cands, hits));
         }
         self.path.as_ref().expect("just set")
@@ -229,12 +229,13 @@ impl Call<'_> {
                 return false;
             }
             let (cands, hits) = self.paths();
-            let n = cands.len();
             let pos = |i: usize| hits.test(p.matches, i);
             let neg = |i: usize| p.not_matches.is_some_and(|f| hits.test(f, i));
             let ok = if restrictive {
+                let n = cands.items.len();
                 (0..n).any(pos) && !(p.not_matches.is_some() && (0..n).all(neg))
             } else {
+                let n = cands.primary;
                 (0..n).all(pos) && !(0..n).any(neg)
             };
             if !ok {

@@ -30,31 +30,44 @@ pub fn clean(path: &str) -> String {
     }
 }
 
-/// The spellings of a call's path that path rules are tried against: the cleaned path
-/// (relative paths joined to the working directory), its symlink-resolved form, and the
-/// cleaned relative spelling. `~` is never expanded. `resolve` is false in pure previews.
-pub fn path_candidates(path: &str, workdir: Option<&str>, resolve: bool) -> Vec<String> {
+/// The spellings of a call's path that path rules are tried against.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PathCandidates {
+    /// The cleaned path (relative paths joined to the working directory) and, when it
+    /// differs, its symlink-resolved form. Granting rules must cover all of these.
+    pub items: Vec<String>,
+    /// How many of `items` are the target itself; the rest (the cleaned relative spelling,
+    /// so project patterns such as `secrets/**` match) serve restrictive rules only.
+    pub primary: usize,
+}
+
+/// Computes the path candidates. `~` is never expanded; the daemon's own working
+/// directory is never used. `resolve` is false in pure previews.
+pub fn path_candidates(path: &str, workdir: Option<&str>, resolve: bool) -> PathCandidates {
     if path.is_empty() {
-        return Vec::new();
+        return PathCandidates::default();
     }
     let slashed = path.replace('\\', "/");
-    let mut out = Vec::with_capacity(3);
+    let mut relative = None;
     let absolute = match workdir.filter(|w| !w.is_empty()) {
         Some(w) if !slashed.starts_with('/') && !looks_windows_absolute(&slashed) => {
-            out.push(clean(&slashed));
+            relative = Some(clean(&slashed));
             clean(&format!("{}/{}", w.replace('\\', "/"), slashed))
         }
         _ => clean(&slashed),
     };
-    if resolve && absolute.starts_with('/') {
-        let resolved = resolve_symlinks(&absolute);
-        if resolved != absolute {
-            out.push(resolved);
+    let mut items = vec![absolute];
+    if resolve && items[0].starts_with('/') {
+        let resolved = resolve_symlinks(&items[0]);
+        if resolved != items[0] {
+            items.push(resolved);
         }
     }
-    out.insert(0, absolute);
-    out.dedup();
-    out
+    let primary = items.len();
+    if let Some(r) = relative.filter(|r| !items.contains(r)) {
+        items.push(r);
+    }
+    PathCandidates { items, primary }
 }
 
 fn looks_windows_absolute(p: &str) -> bool {
@@ -104,15 +117,14 @@ mod tests {
     #[test]
     fn candidates() {
         assert_eq!(
-            path_candidates("/home/user\\../etc/shadow", None, false),
+            path_candidates("/home/user\\../etc/shadow", None, false).items,
             ["/home/etc/shadow"]
         );
+        let c = path_candidates("secrets/key.pem", Some("/srv/app"), false);
+        assert_eq!(c.items, ["/srv/app/secrets/key.pem", "secrets/key.pem"]);
+        assert_eq!(c.primary, 1);
         assert_eq!(
-            path_candidates("secrets/key.pem", Some("/srv/app"), false),
-            ["/srv/app/secrets/key.pem", "secrets/key.pem"]
-        );
-        assert_eq!(
-            path_candidates("~/.ssh/id_rsa", None, false),
+            path_candidates("~/.ssh/id_rsa", None, false).items,
             ["~/.ssh/id_rsa"]
         );
     }

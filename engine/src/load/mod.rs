@@ -20,6 +20,33 @@ pub fn parse_policy(text: &str, file: &str, source: Source) -> Result<Config, Lo
     parse_with(text, file, source, &[]).map(|(c, _)| c)
 }
 
+/// Parses a project's `.rampart/policy.yaml`: its policies are marked as project policies
+/// (they can never weaken a global default deny), and `webhook` and `verify` rules are
+/// refused (a project file could otherwise hand a global decision to a URL or an LLM).
+pub fn parse_project_policy(text: &str, file: &str) -> Result<Config, LoadError> {
+    let source = Source {
+        file: file.to_string(),
+        project: true,
+    };
+    let config = parse_policy(text, file, source)?;
+    for p in &config.policies {
+        for r in &p.rules {
+            if matches!(r.action, crate::Action::Webhook | crate::Action::Verify) {
+                return Err(LoadError::at(
+                    file,
+                    r.mark,
+                    format!(
+                        "project policy `{}` may not use `{}` rules",
+                        p.name, r.action
+                    ),
+                )
+                .with_help("move the rule into your global policies (~/.rampart/policies)"));
+            }
+        }
+    }
+    Ok(config)
+}
+
 /// Parses a test-suite file: a policy file that may also name `policy:` to test against.
 pub fn parse_suite(text: &str, file: &str) -> Result<(Config, Option<Located>), LoadError> {
     let source = Source {
