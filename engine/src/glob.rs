@@ -357,11 +357,11 @@ fn run_tokens(toks: &[Tok], subject: &str) -> bool {
     for c in subject.chars() {
         next.iter_mut().for_each(|w| *w = 0);
         let mut any = false;
-        for i in 0..toks.len() {
+        for (i, tok) in toks.iter().enumerate() {
             if !get(cur, i) {
                 continue;
             }
-            match &toks[i] {
+            match tok {
                 Tok::Lit(l) if *l == c => {
                     set(next, i + 1);
                     any = true;

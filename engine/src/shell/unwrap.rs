@@ -349,9 +349,7 @@ fn unwrap_shell(rest: &[Token]) -> Option<Unwrapped> {
 fn unwrap_cmd(rest: &[Token]) -> Option<Unwrapped> {
     for (i, t) in rest.iter().enumerate() {
         let lower = t.text.to_ascii_lowercase();
-        let Some(flag) = lower.strip_prefix('/') else {
-            return None;
-        };
+        let flag = lower.strip_prefix('/')?;
         if let Some(attached) = flag.strip_prefix('c').or_else(|| flag.strip_prefix('k')) {
             let mut script = t.text[2..].to_string();
             if attached.is_empty() {
