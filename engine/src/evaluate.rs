@@ -47,6 +47,8 @@ impl Default for EvalOptions<'_> {
 struct CommandView {
     parsed: ParsedCommand,
     candidates: Candidates,
+    /// Slots (normalized text, raw segment) of the executed components.
+    executed: Vec<(Option<usize>, Option<usize>)>,
     hits: FieldHits,
     excludable: Vec<u64>,
     quoted: bool,
@@ -64,9 +66,17 @@ impl CommandView {
                 excludable[i / 64] |= 1 << (i % 64);
             }
         }
+        let executed = parsed
+            .components
+            .iter()
+            .zip(&candidates.components)
+            .filter(|(c, _)| c.origin != crate::shell::Origin::Restrictive)
+            .map(|(_, slots)| *slots)
+            .collect();
         CommandView {
             parsed,
             candidates,
+            executed,
             hits,
             excludable,
             quoted: command.contains(['\'', '"', '\\']),
@@ -126,14 +136,7 @@ impl CommandView {
     /// Allow, watch and webhook: every executed part covered, nothing excluded.
     fn granting(&self, f: &crate::compile::CommandFields) -> bool {
         let cands = &self.candidates;
-        let executed: Vec<(Option<usize>, Option<usize>)> = self
-            .parsed
-            .components
-            .iter()
-            .zip(&cands.components)
-            .filter(|(c, _)| c.origin != crate::shell::Origin::Restrictive)
-            .map(|(_, slots)| *slots)
-            .collect();
+        let executed = &self.executed;
         if let Some(n) = f.not_matches {
             let excluded = self.test(Some(n), cands.raw)
                 || self.test(Some(n), cands.normalized)

@@ -53,6 +53,8 @@ enum Tok {
 enum Form {
     Any,
     Never,
+    /// No wildcard at all: plain equality.
+    Literal(String),
     /// Anchored token matcher; `zero_depth` holds the tokens after a leading `**/`.
     Anchored {
         toks: Vec<Tok>,
@@ -248,6 +250,11 @@ fn compile_command(pattern: &str, star_crosses: bool) -> Form {
     if pattern.contains("**") {
         return compile_anchored(pattern, star_crosses);
     }
+    if let Ok(toks) = tokenize(pattern, star_crosses)
+        && let Some(lit) = literal_of(&toks)
+    {
+        return Form::Literal(lit);
+    }
     let rest = if pattern.starts_with('*') {
         Form::Pieces(
             pattern
@@ -281,6 +288,9 @@ fn compile_anchored(pattern: &str, star_crosses: bool) -> Form {
     let Ok(toks) = tokenize(pattern, star_crosses) else {
         return Form::Never;
     };
+    if let Some(lit) = literal_of(&toks) {
+        return Form::Literal(lit);
+    }
     let zero_depth = match pattern.strip_prefix("**/") {
         Some(rest) => tokenize(rest, star_crosses).ok(),
         None => None,
@@ -288,10 +298,21 @@ fn compile_anchored(pattern: &str, star_crosses: bool) -> Form {
     Form::Anchored { toks, zero_depth }
 }
 
+/// The text of a token list made only of literal characters.
+fn literal_of(toks: &[Tok]) -> Option<String> {
+    toks.iter()
+        .map(|t| match t {
+            Tok::Lit(c) => Some(*c),
+            _ => None,
+        })
+        .collect()
+}
+
 fn form_matches(form: &Form, subject: &str) -> bool {
     match form {
         Form::Any => true,
         Form::Never => false,
+        Form::Literal(l) => subject == l,
         Form::Anchored { toks, zero_depth } => {
             run_tokens(toks, subject) || zero_depth.as_ref().is_some_and(|z| run_tokens(z, subject))
         }
@@ -314,6 +335,7 @@ fn form_matches(form: &Form, subject: &str) -> bool {
 fn form_literal(form: &Form) -> Option<String> {
     match form {
         Form::Any | Form::Never => None,
+        Form::Literal(l) => Some(l.clone()),
         Form::Anchored { toks, zero_depth } => longest_run(zero_depth.as_deref().unwrap_or(toks)),
         Form::Prefix { rest, .. } => form_literal(rest),
         Form::Pieces(pieces) => pieces.iter().max_by_key(|p| p.len()).cloned(),
@@ -349,8 +371,16 @@ fn class_matches(negated: bool, ranges: &[(char, char)], c: char) -> bool {
 fn run_tokens(toks: &[Tok], subject: &str) -> bool {
     let n = toks.len() + 1;
     let words = n.div_ceil(64);
-    let mut cur = vec![0u64; words * 2];
-    let (a, b) = cur.split_at_mut(words);
+    // Patterns are short: keep the state sets on the stack when they fit.
+    let mut stack = [0u64; 8];
+    let mut heap = Vec::new();
+    let states: &mut [u64] = if words * 2 <= stack.len() {
+        &mut stack[..words * 2]
+    } else {
+        heap.resize(words * 2, 0);
+        &mut heap
+    };
+    let (a, b) = states.split_at_mut(words);
     let (mut cur, mut next) = (a, b);
     set(cur, 0);
     close(toks, cur);
