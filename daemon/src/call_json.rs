@@ -59,8 +59,8 @@ pub fn decision_json(id: &Value, d: &Decision) -> Value {
         "id": id,
         "decision": d.action.as_str(),
         "message": d.message,
-        "policy": d.policy,
-        "matched_policies": d.matched_policies,
+        "policy": d.policy.as_deref(),
+        "matched_policies": d.matched(),
         "eval_us": d.eval_duration.as_secs_f64() * 1e6,
     });
     if d.verify_unconfigured {

@@ -2,6 +2,8 @@
 //! sorted by priority, every rule field registered in one [`PatternIndex`] per subject
 //! kind (commands, paths).
 
+use std::sync::Arc;
+
 use regex::Regex;
 
 use crate::glob::{Dialect, Glob};
@@ -32,7 +34,7 @@ pub struct Engine {
 
 #[derive(Debug)]
 pub(crate) struct CompiledPolicy {
-    pub name: String,
+    pub name: Arc<str>,
     pub tools: Vec<Glob>,
     pub agent: Glob,
     pub session: Glob,
@@ -208,7 +210,7 @@ impl Engine {
                 });
             }
             policies.push(CompiledPolicy {
-                name: p.name.clone(),
+                name: Arc::from(p.name.as_str()),
                 tools: globs(&p.tools, STRICT),
                 agent: Glob::new(&p.agent.value, STRICT),
                 session: Glob::new(&p.session.value, STRICT),
@@ -249,7 +251,7 @@ impl Engine {
         self.policies
             .iter()
             .filter(|p| p.rules.iter().any(|r| r.action == Action::Verify))
-            .map(|p| p.name.as_str())
+            .map(|p| &*p.name)
             .collect()
     }
 

@@ -1,5 +1,6 @@
 //! The engine's output.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::policy::{Action, AskOptions, VerifyOptions, Webhook};
@@ -10,9 +11,9 @@ pub struct Decision {
     pub action: Action,
     pub message: String,
     /// The policy that supplied the action; `None` for the default action.
-    pub policy: Option<String>,
+    pub policy: Option<Arc<str>>,
     /// Policies whose rules fired (for a deny: also every remaining in-scope policy).
-    pub matched_policies: Vec<String>,
+    pub matched_policies: Vec<Arc<str>>,
     pub eval_duration: Duration,
     /// Flags of the deciding `ask` rule.
     pub ask: AskOptions,
@@ -43,6 +44,11 @@ impl Decision {
             once: None,
             suggestions: Vec::new(),
         }
+    }
+
+    /// The matched policy names as plain strings.
+    pub fn matched(&self) -> Vec<&str> {
+        self.matched_policies.iter().map(|p| &**p).collect()
     }
 
     /// Allowed to run (allow or watch).

@@ -1,5 +1,6 @@
 //! Evaluation of one call against a compiled policy set (policy spec §4 and §6).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::call::{MAX_COMMAND_BYTES, MAX_FIELD_BYTES, Resolved, ToolCall, param_text, resolve};
@@ -379,7 +380,7 @@ impl Engine {
             return Decision::new(default, "no matching policy; using default action");
         }
 
-        let mut fired: Vec<&str> = Vec::new();
+        let mut fired: Vec<&Arc<str>> = Vec::new();
         let mut winner: Option<Winner> = None;
         let mut global_fired = false;
         for (pi, p) in scoped.iter().enumerate() {
@@ -391,9 +392,9 @@ impl Engine {
             if rule.action == Action::Deny {
                 let mut d = Decision::new(Action::Deny, rule.message.clone());
                 d.policy = Some(p.name.clone());
-                d.matched_policies = fired.iter().map(|s| s.to_string()).collect();
+                d.matched_policies = fired.iter().map(|s| Arc::clone(s)).collect();
                 d.matched_policies
-                    .extend(scoped[pi + 1..].iter().map(|q| q.name.clone()));
+                    .extend(scoped[pi + 1..].iter().map(|q| Arc::clone(&q.name)));
                 d.suggestions = suggestions(call, &state.fields);
                 return d;
             }
@@ -419,7 +420,7 @@ impl Engine {
 
         if let Some((p, r)) = durable {
             let mut d = allow_from(p, r);
-            d.matched_policies = fired.iter().map(|s| s.to_string()).collect();
+            d.matched_policies = fired.iter().map(|s| Arc::clone(s)).collect();
             return d;
         }
         if !global_fired {
@@ -430,7 +431,7 @@ impl Engine {
                         Action::Deny,
                         "project policy cannot weaken global default deny",
                     );
-                    d.matched_policies = fired.iter().map(|s| s.to_string()).collect();
+                    d.matched_policies = fired.iter().map(|s| Arc::clone(s)).collect();
                     return d;
                 }
                 Action::Ask if winner.is_some() => {
@@ -438,7 +439,7 @@ impl Engine {
                         Action::Ask,
                         "project policy cannot weaken global default ask",
                     );
-                    d.matched_policies = fired.iter().map(|s| s.to_string()).collect();
+                    d.matched_policies = fired.iter().map(|s| Arc::clone(s)).collect();
                     return d;
                 }
                 Action::Watch if final_allow => {
@@ -446,7 +447,7 @@ impl Engine {
                         Action::Watch,
                         "project policy cannot weaken global default watch",
                     );
-                    d.matched_policies = fired.iter().map(|s| s.to_string()).collect();
+                    d.matched_policies = fired.iter().map(|s| Arc::clone(s)).collect();
                     return d;
                 }
                 _ => {}
@@ -457,13 +458,15 @@ impl Engine {
         };
         let mut d = Decision::new(w.action, w.rule.message.clone());
         d.policy = Some(w.policy.name.clone());
-        d.matched_policies = fired.iter().map(|s| s.to_string()).collect();
+        d.matched_policies = fired.iter().map(|s| Arc::clone(s)).collect();
         d.verify_unconfigured = w.unconfigured_verify;
         match w.action {
             Action::Ask => d.ask = w.rule.ask,
             Action::Webhook => d.webhook = w.rule.webhook.clone(),
             Action::Verify => d.verify = w.rule.verify.clone(),
-            Action::Allow if w.rule.once => d.once = Some((w.policy.name.clone(), w.rule_index)),
+            Action::Allow if w.rule.once => {
+                d.once = Some((w.policy.name.to_string(), w.rule_index))
+            }
             _ => {}
         }
         if w.unconfigured_verify {
@@ -499,7 +502,7 @@ impl Engine {
         }
         let mut decided_policy: Option<&str> = None;
         for (p, r) in rules {
-            if decided_policy == Some(p.name.as_str()) {
+            if decided_policy == Some(&*p.name) {
                 continue;
             }
             let hit = r.when.responses.iter().any(|re| re.is_match(response))

@@ -68,7 +68,7 @@ pub fn run_tests(engine: &Engine, tests: &[TestCase], filter: Option<&str>) -> V
                 expected: t.expect,
                 got: d.action,
                 message: d.message,
-                matched_policies: d.matched_policies,
+                matched_policies: d.matched_policies.iter().map(|p| p.to_string()).collect(),
                 eval_duration: d.eval_duration,
                 failure,
             }

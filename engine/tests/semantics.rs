@@ -40,7 +40,7 @@ policies:
     let d = e.evaluate(&ToolCall::exec("x 1"), &EvalOptions::default());
     assert_eq!(d.action, Action::Verify);
     assert_eq!(d.policy.as_deref(), Some("c-verify"));
-    assert_eq!(d.matched_policies, ["a-watch", "b-ask", "c-verify"]);
+    assert_eq!(d.matched(), ["a-watch", "b-ask", "c-verify"]);
     let d = e.evaluate(&ToolCall::exec("x deny"), &EvalOptions::default());
     assert_eq!(d.action, Action::Deny);
     assert_eq!(d.message, "deny");
@@ -130,7 +130,7 @@ policies:
 "#,
     );
     let d = e.evaluate(&ToolCall::exec("x"), &EvalOptions::default());
-    assert_eq!(d.matched_policies, ["early-watch", "late-ask"]);
+    assert_eq!(d.matched(), ["early-watch", "late-ask"]);
     assert_eq!(d.action, Action::Ask);
 }
 
