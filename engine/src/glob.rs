@@ -223,10 +223,23 @@ impl Glob {
         }
     }
 
-    /// A literal that every matching subject contains (used to skip patterns quickly), or
-    /// `None` when no such literal exists.
-    pub fn required_literal(&self) -> Option<String> {
-        form_literal(&self.form).filter(|l| !l.is_empty())
+    /// Literals that every matching subject contains, longest first (runs shorter than
+    /// three characters are left out unless nothing longer exists). Empty when the glob
+    /// requires no literal.
+    pub fn required_literals(&self) -> Vec<String> {
+        let mut runs = form_runs(&self.form);
+        runs.retain(|r| !r.is_empty());
+        runs.sort_by_key(|r| std::cmp::Reverse(r.chars().count()));
+        runs.dedup();
+        if runs.len() > 1 {
+            let keep = runs
+                .iter()
+                .filter(|r| r.chars().count() >= 3)
+                .count()
+                .max(1);
+            runs.truncate(keep);
+        }
+        runs
     }
 
     /// True when the glob matches every subject.
@@ -332,33 +345,30 @@ fn form_matches(form: &Form, subject: &str) -> bool {
     }
 }
 
-fn form_literal(form: &Form) -> Option<String> {
+fn form_runs(form: &Form) -> Vec<String> {
     match form {
-        Form::Any | Form::Never => None,
-        Form::Literal(l) => Some(l.clone()),
-        Form::Anchored { toks, zero_depth } => longest_run(zero_depth.as_deref().unwrap_or(toks)),
-        Form::Prefix { rest, .. } => form_literal(rest),
-        Form::Pieces(pieces) => pieces.iter().max_by_key(|p| p.len()).cloned(),
+        Form::Any | Form::Never => Vec::new(),
+        Form::Literal(l) => vec![l.clone()],
+        Form::Anchored { toks, zero_depth } => all_runs(zero_depth.as_deref().unwrap_or(toks)),
+        Form::Prefix { rest, .. } => form_runs(rest),
+        Form::Pieces(pieces) => pieces.clone(),
     }
 }
 
-fn longest_run(toks: &[Tok]) -> Option<String> {
-    let mut best = String::new();
+fn all_runs(toks: &[Tok]) -> Vec<String> {
+    let mut out = Vec::new();
     let mut cur = String::new();
     for t in toks {
         if let Tok::Lit(c) = t {
             cur.push(*c);
-        } else {
-            if cur.len() > best.len() {
-                best = std::mem::take(&mut cur);
-            }
-            cur.clear();
+        } else if !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
         }
     }
-    if cur.len() > best.len() {
-        best = cur;
+    if !cur.is_empty() {
+        out.push(cur);
     }
-    Some(best)
+    out
 }
 
 fn class_matches(negated: bool, ranges: &[(char, char)], c: char) -> bool {
@@ -613,7 +623,7 @@ mod tests {
 
     #[test]
     fn required_literals() {
-        let lit = |p: &str, d| Glob::new(p, d).required_literal();
+        let lit = |p: &str, d| Glob::new(p, d).required_literals().first().cloned();
         let c = Dialect::Command {
             star_crosses_slash: false,
         };
@@ -627,5 +637,8 @@ mod tests {
             Some(".ssh/id_")
         );
         assert_eq!(lit("*", c), None);
+        let all = Glob::new("curl ** | bash*", c).required_literals();
+        assert_eq!(all, [" | bash", "curl "]);
+        assert!(Glob::new("*", c).required_literals().is_empty());
     }
 }

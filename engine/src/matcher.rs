@@ -23,10 +23,11 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    fn literal(&self) -> Option<String> {
+    /// Literals every match contains, longest first.
+    fn literals(&self) -> Vec<String> {
         match self {
-            Pattern::Glob(g) => g.required_literal(),
-            Pattern::ContainsFold(s) | Pattern::Contains(s) => Some(s.clone()),
+            Pattern::Glob(g) => g.required_literals(),
+            Pattern::ContainsFold(s) | Pattern::Contains(s) => vec![s.clone()],
         }
     }
 
@@ -119,20 +120,30 @@ impl IndexBuilder {
         let mut literals: Vec<String> = Vec::new();
         let mut literal_ids: HashMap<String, usize> = HashMap::new();
         let mut by_literal: Vec<Vec<u32>> = Vec::new();
+        let mut also_required: Vec<Vec<usize>> = vec![Vec::new(); self.patterns.len()];
         let mut unfiltered = Vec::new();
         for (pid, p) in self.patterns.iter().enumerate() {
             if p.never() {
                 continue;
             }
-            match p.literal() {
-                Some(lit) => {
+            let ids: Vec<usize> = p
+                .literals()
+                .into_iter()
+                .map(|lit| {
                     let key = lit.to_ascii_lowercase();
-                    let lid = *literal_ids.entry(key.clone()).or_insert_with(|| {
+                    *literal_ids.entry(key.clone()).or_insert_with(|| {
                         literals.push(key);
-                        by_literal.push(Vec::new());
                         literals.len() - 1
-                    });
-                    by_literal[lid].push(pid as u32);
+                    })
+                })
+                .collect();
+            by_literal.resize(literals.len(), Vec::new());
+            let mut ids = ids.into_iter();
+            // Filed under its longest literal; the others are checked before running it.
+            match ids.next() {
+                Some(anchor) => {
+                    by_literal[anchor].push(pid as u32);
+                    also_required[pid] = ids.collect();
                 }
                 None => unfiltered.push(pid as u32),
             }
@@ -149,6 +160,7 @@ impl IndexBuilder {
             owners: self.owners,
             automaton,
             by_literal,
+            also_required,
             unfiltered,
             fields: self.fields as usize,
         }
@@ -162,6 +174,8 @@ pub struct PatternIndex {
     owners: Vec<Vec<FieldId>>,
     automaton: Option<AhoCorasick>,
     by_literal: Vec<Vec<u32>>,
+    /// Per pattern: further literal ids that must all occur before it is run.
+    also_required: Vec<Vec<usize>>,
     unfiltered: Vec<u32>,
     fields: usize,
 }
@@ -191,7 +205,15 @@ impl PatternIndex {
                 literal_hits.sort_unstable();
                 literal_hits.dedup();
             }
-            let filtered = literal_hits.iter().flat_map(|&l| self.by_literal[l].iter());
+            let present = |pid: &&u32| {
+                self.also_required[**pid as usize]
+                    .iter()
+                    .all(|l| literal_hits.binary_search(l).is_ok())
+            };
+            let filtered = literal_hits
+                .iter()
+                .flat_map(|&l| self.by_literal[l].iter())
+                .filter(present);
             for &pid in filtered.chain(self.unfiltered.iter()) {
                 if self.patterns[pid as usize].is_match(subject, &mut lowered) {
                     for &f in &self.owners[pid as usize] {
