@@ -22,7 +22,9 @@ pub fn call_from_json(obj: &Map<String, Value>) -> Result<ToolCall, String> {
             Some(_) => Err(format!("`{key}` must be an object")),
         }
     };
-    let tool = text("tool")?.unwrap_or_else(|| "exec".into());
+    // Integration names (Claude Code's `Bash`, MCP `mcp__server__tool`) map to policy tools.
+    let tool =
+        rampart_engine::tools::canonical_tool(&text("tool")?.unwrap_or_else(|| "exec".into()));
     if tool.trim().is_empty() {
         return Err("`tool` must not be empty".into());
     }

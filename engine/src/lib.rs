@@ -28,6 +28,7 @@ pub mod policy;
 pub mod profiles;
 pub mod shell;
 pub mod testing;
+pub mod tools;
 pub mod yaml;
 
 pub use call::ToolCall;
