@@ -27,6 +27,9 @@ pub struct Engine {
     pub(crate) default_action: Action,
     pub(crate) policies: Vec<CompiledPolicy>,
     pub(crate) commands: PatternIndex,
+    /// Lowercased positive patterns of restrictive rules, for commands with an explicit
+    /// `cmd`/PowerShell wrapper (Windows folds case).
+    pub(crate) folded: PatternIndex,
     pub(crate) paths: PatternIndex,
     /// Input params named by any `tool_param_matches` (for the size gate).
     pub(crate) param_names: Vec<String>,
@@ -64,6 +67,8 @@ pub(crate) struct CommandFields {
     pub composite: Option<FieldId>,
     pub contains: Option<FieldId>,
     pub not_matches: Option<FieldId>,
+    /// Restrictive rules: `matches` lowercased, in the `folded` index.
+    pub folded: Option<FieldId>,
 }
 
 #[derive(Debug)]
@@ -110,6 +115,7 @@ impl Engine {
     /// that reaches here compiles to a pattern that never matches.
     pub fn new(config: Config) -> Engine {
         let mut commands = IndexBuilder::default();
+        let mut folded = IndexBuilder::default();
         let mut paths = IndexBuilder::default();
         let mut order: Vec<usize> = (0..config.policies.len()).collect();
         order.sort_by_key(|&i| config.policies[i].priority);
@@ -154,6 +160,14 @@ impl Engine {
                         }),
                         not_matches: (!c.command_not_matches.is_empty()).then(|| {
                             commands.field(FieldKind::Glob(STRICT), texts(&c.command_not_matches))
+                        }),
+                        folded: (restrictive && !c.command_matches.is_empty()).then(|| {
+                            let lower: Vec<String> = c
+                                .command_matches
+                                .iter()
+                                .map(|m| m.value.to_lowercase())
+                                .collect();
+                            folded.field(FieldKind::Glob(D1), lower.iter().map(String::as_str))
                         }),
                     });
                 let path = (!c.path_matches.is_empty()).then(|| PathFields {
@@ -225,6 +239,7 @@ impl Engine {
             config,
             policies,
             commands: commands.build(),
+            folded: folded.build(),
             paths: paths.build(),
             param_names,
         }

@@ -53,6 +53,9 @@ struct CommandView {
     hits: FieldHits,
     excludable: Vec<u64>,
     quoted: bool,
+    /// Hits of the lowercased restrictive patterns on the lowercased readings (only for
+    /// commands with an explicit Windows wrapper).
+    folded: Option<FieldHits>,
 }
 
 impl CommandView {
@@ -61,6 +64,10 @@ impl CommandView {
         let candidates = restrictive_candidates(command, &parsed);
         let texts: Vec<&str> = candidates.items.iter().map(|c| c.text.as_str()).collect();
         let hits = engine.commands.hits(&texts);
+        let folded = parsed.windows.then(|| {
+            let lower: Vec<String> = texts.iter().map(|t| t.to_lowercase()).collect();
+            engine.folded.hits(&lower)
+        });
         let mut excludable = vec![0u64; texts.len().div_ceil(64).max(1)];
         for (i, c) in candidates.items.iter().enumerate() {
             if c.excludable {
@@ -81,6 +88,7 @@ impl CommandView {
             hits,
             excludable,
             quoted: command.contains(['\'', '"', '\\']),
+            folded,
         }
     }
 
@@ -91,6 +99,11 @@ impl CommandView {
     /// Deny, ask and verify: any reading matching, unless that reading is excluded.
     fn restrictive(&self, f: &crate::compile::CommandFields) -> bool {
         if self.candidates.fail_closed {
+            return true;
+        }
+        if let (Some(hits), Some(fm)) = (&self.folded, f.folded)
+            && hits.any(fm)
+        {
             return true;
         }
         if let Some(m) = f.matches {

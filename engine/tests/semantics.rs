@@ -711,3 +711,22 @@ fn durable_operator_allows_beat_ask_but_not_deny() {
     assert_eq!(exec(&e, "sudo apt update"), Action::Allow);
     assert_eq!(exec(&e, "sudo rm x"), Action::Deny);
 }
+
+#[test]
+fn windows_wrappers_fold_case_for_restrictive_rules() {
+    let e = one_rule(
+        "deny",
+        r#"{command_matches: ["Remove-Item -Recurse -Force C:/*", "del /q *"]}"#,
+    );
+    assert_eq!(
+        exec(
+            &e,
+            "powershell -Command remove-item -recurse -force C:\\Windows"
+        ),
+        Action::Deny
+    );
+    assert_eq!(exec(&e, "cmd.exe /c DEL /Q x"), Action::Deny);
+    assert_eq!(exec(&e, "cmd.exe /c d^el /q x"), Action::Deny);
+    // Without a Windows wrapper, Linux stays case-sensitive.
+    assert_eq!(exec(&e, "DEL /Q x"), Action::Allow);
+}

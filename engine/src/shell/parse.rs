@@ -57,6 +57,8 @@ pub struct ParsedCommand {
     pub assigned: Vec<String>,
     /// A bound was hit; restrictive rules must fail closed.
     pub truncated: bool,
+    /// An explicit `cmd` or PowerShell wrapper: restrictive rules then fold case.
+    pub windows: bool,
 }
 
 impl ParsedCommand {
@@ -124,7 +126,11 @@ impl Parser {
             for sub in substitutions(segment) {
                 self.script(sub, depth + 1, inner, layers);
             }
-            let words = tokenize(segment);
+            let mut words = tokenize(segment);
+            if words.iter().any(|w| is_windows_wrapper(&w.text)) {
+                // Windows shells never escape with a backslash: keep path separators.
+                words = tokenize(&segment.replace('\\', "/"));
+            }
             let skip = words
                 .iter()
                 .take_while(|w| !w.quoted && is_assignment(&w.text))
@@ -168,7 +174,15 @@ impl Parser {
             }
             match unwrap_once(&words, &mut self.out.assigned) {
                 Some(Unwrapped::Words(w)) => words = w,
-                Some(Unwrapped::Shell { script, .. }) => {
+                Some(Unwrapped::Shell { script, windows }) => {
+                    self.out.windows |= windows;
+                    // Backslashes separate paths in Windows shells, never escape; globs
+                    // read them as `/` anyway.
+                    let script = if windows {
+                        script.replace('\\', "/")
+                    } else {
+                        script
+                    };
                     self.script(&script, depth + 1, origin, layers);
                     return;
                 }
@@ -245,6 +259,14 @@ impl Parser {
             }
         }
     }
+}
+
+fn is_windows_wrapper(word: &str) -> bool {
+    let base = basename(word).to_ascii_lowercase();
+    matches!(
+        base.as_str(),
+        "cmd" | "cmd.exe" | "powershell" | "powershell.exe" | "pwsh" | "pwsh.exe"
+    )
 }
 
 fn assignment_name(word: &str) -> String {
