@@ -107,7 +107,7 @@ fn texts(list: &[Located]) -> impl Iterator<Item = &str> {
 
 /// A pattern that spans shell operators, so it can grant a whole compound line.
 fn is_composite_pattern(p: &str) -> bool {
-    p.contains("&&") || p.contains("||") || p.contains(';') || p.contains('|')
+    p.contains("&&") || p.contains(['|', ';', '\n'])
 }
 
 impl Engine {

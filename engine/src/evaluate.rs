@@ -111,11 +111,19 @@ impl CommandView {
             let fired = match f.not_matches {
                 None => pos.iter().any(|&w| w != 0),
                 Some(n) => {
+                    // Exclusions apply to the readings of single commands. A match of the
+                    // whole compound line counts on its own only when no single command
+                    // matched, i.e. the match exists only across operators.
                     let neg = self.hits.row(n);
-                    pos.iter()
-                        .zip(neg)
-                        .zip(&self.excludable)
-                        .any(|((p, n), e)| p & !(n & e) != 0)
+                    let single = pos.iter().zip(&self.excludable).any(|(p, e)| p & e != 0);
+                    if single {
+                        pos.iter()
+                            .zip(neg)
+                            .zip(&self.excludable)
+                            .any(|((p, n), e)| p & e & !n != 0)
+                    } else {
+                        pos.iter().any(|&w| w != 0)
+                    }
                 }
             };
             if fired {

@@ -61,7 +61,6 @@ fn standard_probes() {
     for c in [
         "rm -rf /",
         "rm -rf ~",
-        "rm -rf ~/project/build",
         "sudo rm -rf /",
         "time rm -rf /",
         "xargs rm -rf /",
@@ -88,6 +87,8 @@ fn standard_probes() {
         assert_eq!(exec(c), Action::Allow, "{c}");
     }
     assert_eq!(exec("sudo ls"), Action::Ask);
+    // Mass deletion inside home asks (the posture), deleting home itself is denied.
+    assert_eq!(exec("rm -rf ~/project/build"), Action::Ask);
     let read = |p: &str| {
         e.evaluate(&ToolCall::with_param("read", "path", p), &opts)
             .action

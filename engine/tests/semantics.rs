@@ -608,6 +608,7 @@ fn env_assignments() {
     assert_eq!(exec(&e, "env BASH_ENV=/tmp/x bash -c true"), Action::Deny);
     assert_eq!(exec(&e, "export LD_LIBRARY_PATH=/tmp"), Action::Deny);
     assert_eq!(exec(&e, "bash -c 'LD_PRELOAD=x sh -c y'"), Action::Deny);
+    assert_eq!(exec(&e, "sudo LD_PRELOAD=/x id"), Action::Deny);
     assert_eq!(exec(&e, "echo LD_PRELOAD=/x"), Action::Allow);
     assert_eq!(exec(&e, "printf 'LD_PRELOAD=%s' /x"), Action::Allow);
 }

@@ -138,16 +138,9 @@ pub fn unwrap_runner(words: &[Token]) -> Option<Unwrapped> {
         "strace" if has('p') && rest.len() <= i => return None,
         _ => {}
     }
-    let mut cmd = rest.get(i..).unwrap_or(&[]);
-    if name == "sudo" {
-        while cmd
-            .first()
-            .is_some_and(|t| !t.quoted && is_assignment(&t.text))
-        {
-            cmd = &cmd[1..];
-        }
-    }
-    if cmd.is_empty() {
+    // `sudo NAME=value cmd` keeps its assignments: normalization strips and records them.
+    let cmd = rest.get(i..).unwrap_or(&[]);
+    if cmd.is_empty() || cmd.iter().all(|t| !t.quoted && is_assignment(&t.text)) {
         return None;
     }
     if name == "watch" && !has('x') && !long_flags.iter().any(|f| f == "exec") {
@@ -181,7 +174,10 @@ mod tests {
             Some("rm -rf /")
         );
         assert_eq!(peel("sudo -E -- rm -rf /").as_deref(), Some("rm -rf /"));
-        assert_eq!(peel("sudo FOO=1 rm -rf /").as_deref(), Some("rm -rf /"));
+        assert_eq!(
+            peel("sudo FOO=1 rm -rf /").as_deref(),
+            Some("FOO=1 rm -rf /")
+        );
         assert_eq!(peel("doas rm -rf /").as_deref(), Some("rm -rf /"));
         assert_eq!(peel("time -p rm -rf /").as_deref(), Some("rm -rf /"));
         assert_eq!(peel("xargs -0 -n1 rm -rf /").as_deref(), Some("rm -rf /"));
