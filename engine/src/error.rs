@@ -66,7 +66,7 @@ pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     }
     let (c, d) = best?;
     let limit = (word.len().max(c.len()) / 3).max(2);
-    let shares_prefix = word_l.len() >= 4 && c.starts_with(&word_l[..4]);
+    let shares_prefix = word_l.get(..4).is_some_and(|p| c.starts_with(p));
     (d <= limit || shares_prefix).then_some(c)
 }
 

@@ -13,7 +13,7 @@ use super::privilege::unwrap_runner;
 use super::sanitize::sanitize;
 use super::split::{split_segments, substitutions};
 use super::tokenize::{Token, join, tokenize};
-use super::unwrap::{POSIX_SHELLS, Unwrapped, basename, is_assignment, unwrap_once};
+use super::unwrap::{POSIX_SHELLS, Unwrapped, basename, unwrap_once};
 
 /// Deepest nesting of shells and substitutions followed.
 const MAX_DEPTH: usize = 16;
@@ -131,10 +131,7 @@ impl Parser {
                 // Windows shells never escape with a backslash: keep path separators.
                 words = tokenize(&segment.replace('\\', "/"));
             }
-            let skip = words
-                .iter()
-                .take_while(|w| !w.quoted && is_assignment(&w.text))
-                .count();
+            let skip = words.iter().take_while(|w| w.is_assignment()).count();
             if words
                 .get(skip)
                 .is_some_and(|w| w.text == "eval" && !w.quoted)
@@ -159,10 +156,7 @@ impl Parser {
                 self.out.truncated = true;
                 break;
             }
-            let assigned = words
-                .iter()
-                .take_while(|w| !w.quoted && is_assignment(&w.text))
-                .count();
+            let assigned = words.iter().take_while(|w| w.is_assignment()).count();
             for w in &words[..assigned] {
                 self.out.assigned.push(assignment_name(&w.text));
             }
@@ -199,7 +193,7 @@ impl Parser {
             )
         {
             for w in &words[1..] {
-                if is_assignment(&w.text) {
+                if w.is_assignment() {
                     self.out.assigned.push(assignment_name(&w.text));
                 }
             }
@@ -276,19 +270,21 @@ fn assignment_name(word: &str) -> String {
         .to_string()
 }
 
-/// The operator part of a redirection word (`>`, `2>>`, `&>`, `<&`, ...) and whether
-/// its target is attached.
+/// Whether a word is a redirection (`>`, `2>>`, `&>`, `<&`, ...) with its operator
+/// unquoted; `Some(true)` when its target is attached (`2>x`, `>''`).
 pub fn redirection(word: &Token) -> Option<bool> {
-    if word.quoted {
-        return None;
-    }
-    let s = word.text.trim_start_matches(|c: char| c.is_ascii_digit());
-    let s = s.strip_prefix('&').unwrap_or(s);
-    let op_len = ["<<<", ">>", "<<", ">&", "<&", ">|", "<>", ">", "<"]
+    let t = &word.text;
+    let digits = t.len() - t.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let s = &t[digits..];
+    let amp = usize::from(s.starts_with('&'));
+    let s = &s[amp..];
+    // The longest operator written unquoted (`>'&'` is `>` with the target `&`).
+    let op_end = ["<<<", ">>", "<<", ">&", "<&", ">|", "<>", ">", "<"]
         .iter()
-        .find(|op| s.starts_with(*op))?
-        .len();
-    Some(s.len() > op_len)
+        .filter(|op| s.starts_with(*op))
+        .map(|op| digits + amp + op.len())
+        .find(|&end| end <= word.unquoted_prefix)?;
+    Some(t.len() > op_end || word.quoted)
 }
 
 fn leading_redirections(words: &[Token]) -> usize {

@@ -3,7 +3,7 @@
 //! `rm -rf /` deny. Normalization (the granting view) keeps them.
 
 use super::tokenize::{Token, join};
-use super::unwrap::{Unwrapped, basename, is_assignment};
+use super::unwrap::{Unwrapped, basename};
 
 struct Options {
     /// Short options that take a value (as the next word unless attached).
@@ -140,7 +140,7 @@ pub fn unwrap_runner(words: &[Token]) -> Option<Unwrapped> {
     }
     // `sudo NAME=value cmd` keeps its assignments: normalization strips and records them.
     let cmd = rest.get(i..).unwrap_or(&[]);
-    if cmd.is_empty() || cmd.iter().all(|t| !t.quoted && is_assignment(&t.text)) {
+    if cmd.is_empty() || cmd.iter().all(Token::is_assignment) {
         return None;
     }
     if name == "watch" && !has('x') && !long_flags.iter().any(|f| f == "exec") {

@@ -122,7 +122,7 @@ pub fn substitutions(text: &str) -> Vec<&str> {
             }
             c @ (b'$' | b'<' | b'>') if b.get(i + 1) == Some(&b'(') && !(double && c != b'$') => {
                 let open = i + 2;
-                match closing_paren(b, open) {
+                match substitution_end(b, open) {
                     Some(close) => {
                         let body = text[open..close].trim();
                         if !body.is_empty() {
@@ -141,7 +141,7 @@ pub fn substitutions(text: &str) -> Vec<&str> {
 
 /// Finds the `)` closing a substitution opened just before `from`. Only `$(`, `<(` and
 /// `>(` deepen; quotes are honoured.
-fn closing_paren(b: &[u8], from: usize) -> Option<usize> {
+pub(super) fn substitution_end(b: &[u8], from: usize) -> Option<usize> {
     let mut depth = 1usize;
     let mut i = from;
     let mut single = false;

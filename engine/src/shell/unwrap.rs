@@ -148,7 +148,7 @@ fn unwrap_env(rest: &[Token], env_names: &mut Vec<String>) -> Option<Unwrapped> 
     out.extend(rest.get(i..).unwrap_or(&[]).iter().cloned());
     let mut start = 0;
     while let Some(t) = out.get(start) {
-        if t.quoted || !is_assignment(&t.text) {
+        if !t.is_assignment() {
             break;
         }
         env_names.push(
@@ -297,7 +297,7 @@ fn unwrap_stdbuf(rest: &[Token]) -> Option<Unwrapped> {
             .find_map(|p| s.strip_prefix(p).map(|v| (p, v)))
         {
             v
-        } else if s.len() > 2 && matches!(&s[..2], "-i" | "-o" | "-e") {
+        } else if s.len() > 2 && matches!(s.get(..2), Some("-i" | "-o" | "-e")) {
             &s[2..]
         } else if s.starts_with('-') && s.len() > 1 {
             return None;
