@@ -33,6 +33,7 @@ pub struct Engine {
     pub(crate) paths: PatternIndex,
     /// Input params named by any `tool_param_matches` (for the size gate).
     pub(crate) param_names: Vec<String>,
+    pub(crate) counts_calls: bool,
 }
 
 #[derive(Debug)]
@@ -234,7 +235,11 @@ impl Engine {
                 profile: p.source.profile_name().to_string(),
             });
         }
+        let counts_calls = policies
+            .iter()
+            .any(|p| p.rules.iter().any(|r| r.when.call_count.is_some()));
         Engine {
+            counts_calls,
             default_action: config.effective_default(),
             config,
             policies,
@@ -272,8 +277,6 @@ impl Engine {
 
     /// Whether any enabled rule counts calls (so `enforce` must record them first).
     pub fn uses_call_count(&self) -> bool {
-        self.policies
-            .iter()
-            .any(|p| p.rules.iter().any(|r| r.when.call_count.is_some()))
+        self.counts_calls
     }
 }

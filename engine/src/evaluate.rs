@@ -354,6 +354,33 @@ impl Engine {
         d
     }
 
+    /// Evaluates a call that is about to run: the call is counted first (when any
+    /// `call_count` rule exists, so the current call counts), then evaluated against the
+    /// updated counts. A counter failure denies the call. Consuming a `once` allow
+    /// (`Decision::once`) is left to the caller, which owns the policy files.
+    pub fn enforce(
+        &self,
+        call: &ToolCall,
+        counter: &mut CallCounter,
+        opts: &EvalOptions<'_>,
+    ) -> Decision {
+        let start = Instant::now();
+        if self.uses_call_count()
+            && let Err(e) = counter.record(&call.tool, opts.now_ms)
+        {
+            let mut d = Decision::new(Action::Deny, format!("call counter: {e}; failing closed"));
+            d.eval_duration = start.elapsed();
+            return d;
+        }
+        let opts = EvalOptions {
+            counter: Some(counter),
+            ..*opts
+        };
+        let mut d = self.decide(call, &opts);
+        d.eval_duration = start.elapsed();
+        d
+    }
+
     fn decide(&self, call: &ToolCall, opts: &EvalOptions<'_>) -> Decision {
         let fields = match resolve(call) {
             Ok(f) => f,

@@ -731,3 +731,30 @@ fn windows_wrappers_fold_case_for_restrictive_rules() {
     // Without a Windows wrapper, Linux stays case-sensitive.
     assert_eq!(exec(&e, "DEL /Q x"), Action::Allow);
 }
+
+#[test]
+fn enforce_counts_the_current_call() {
+    let e = engine(
+        "default_action: allow\npolicies:\n  - name: rate\n    match: {tool: [fetch]}\n    rules: [{action: ask, when: {call_count: {gte: 2, window: 1h}}}]\n",
+    );
+    let mut counter = CallCounter::new();
+    let call = ToolCall::with_param("fetch", "url", "https://example.com");
+    let opts = |now_ms| EvalOptions {
+        now_ms,
+        ..EvalOptions::default()
+    };
+    assert_eq!(
+        e.enforce(&call, &mut counter, &opts(0)).action,
+        Action::Allow
+    );
+    assert_eq!(e.enforce(&call, &mut counter, &opts(1)).action, Action::Ask);
+    let mut long = ToolCall::with_param("fetch", "url", "https://example.com");
+    long.tool = "f".repeat(300);
+    let e2 = engine(
+        "default_action: allow\npolicies:\n  - name: rate\n    rules: [{action: ask, when: {call_count: {gte: 2, window: 1h}}}]\n",
+    );
+    assert_eq!(
+        e2.enforce(&long, &mut counter, &opts(2)).action,
+        Action::Deny
+    );
+}
