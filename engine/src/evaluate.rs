@@ -428,6 +428,12 @@ impl Engine {
             return Decision::new(default, "no matching policy; using default action");
         }
 
+        if !state.fields.command.trim().is_empty() && state.command().candidates.fail_closed {
+            return Decision::new(
+                Action::Deny,
+                "command is nested or repeated beyond what can be read safely; failing closed",
+            );
+        }
         let mut fired: Vec<&Arc<str>> = Vec::new();
         let mut winner: Option<Winner> = None;
         let mut global_fired = false;

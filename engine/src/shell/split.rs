@@ -160,6 +160,16 @@ pub(super) fn substitution_end(b: &[u8], from: usize) -> Option<usize> {
             }
             b'\'' if !double => single = true,
             b'"' => double = !double,
+            // Backticks nest inside `$(...)`: a `)` between them does not close it.
+            b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != b'`' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                if i >= b.len() {
+                    return None;
+                }
+            }
             b'$' | b'<' | b'>' if b.get(i + 1) == Some(&b'(') => {
                 depth += 1;
                 i += 2;
