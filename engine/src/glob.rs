@@ -355,20 +355,35 @@ fn form_runs(form: &Form) -> Vec<String> {
     }
 }
 
+/// Maximal runs of characters every match contains. A class that only spells one letter in
+/// either case (`[wW]`) counts as that letter: the literal prefilter ignores ASCII case.
 fn all_runs(toks: &[Tok]) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     for t in toks {
-        if let Tok::Lit(c) = t {
-            cur.push(*c);
-        } else if !cur.is_empty() {
-            out.push(std::mem::take(&mut cur));
+        match t {
+            Tok::Lit(c) => cur.push(*c),
+            Tok::Class {
+                negated: false,
+                ranges,
+            } if single_letter(ranges).is_some() => cur.push(single_letter(ranges).unwrap_or('?')),
+            _ if !cur.is_empty() => out.push(std::mem::take(&mut cur)),
+            _ => {}
         }
     }
     if !cur.is_empty() {
         out.push(cur);
     }
     out
+}
+
+/// The letter a class spells when it only holds that letter in one or both ASCII cases.
+fn single_letter(ranges: &[(char, char)]) -> Option<char> {
+    let first = ranges.first()?.0.to_ascii_lowercase();
+    ranges
+        .iter()
+        .all(|&(lo, hi)| lo == hi && lo.to_ascii_lowercase() == first)
+        .then_some(first)
 }
 
 fn class_matches(negated: bool, ranges: &[(char, char)], c: char) -> bool {
@@ -640,5 +655,7 @@ mod tests {
         let all = Glob::new("curl ** | bash*", c).required_literals();
         assert_eq!(all, [" | bash", "curl "]);
         assert!(Glob::new("*", c).required_literals().is_empty());
+        let folded = Glob::new("**[wW][hH][oO][aA][mM][iI]**", c).required_literals();
+        assert_eq!(folded, ["whoami"]);
     }
 }
