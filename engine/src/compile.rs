@@ -2,6 +2,7 @@
 //! sorted by priority, every rule field registered in one [`PatternIndex`] per subject
 //! kind (commands, paths).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use regex::Regex;
@@ -34,12 +35,17 @@ pub struct Engine {
     /// Input params named by any `tool_param_matches` (for the size gate).
     pub(crate) param_names: Vec<String>,
     pub(crate) counts_calls: bool,
+    /// For every tool named literally in some policy scope: the enabled policies whose
+    /// tool scope includes it, in evaluation order (other tool names are scoped per call).
+    pub(crate) by_tool: HashMap<String, Vec<usize>>,
 }
 
 #[derive(Debug)]
 pub(crate) struct CompiledPolicy {
     pub name: Arc<str>,
     pub tools: Vec<Glob>,
+    /// The tool patterns written without wildcards.
+    pub tool_names: Vec<String>,
     pub agent: Glob,
     pub session: Glob,
     pub rules: Vec<CompiledRule>,
@@ -227,6 +233,12 @@ impl Engine {
             policies.push(CompiledPolicy {
                 name: Arc::from(p.name.as_str()),
                 tools: globs(&p.tools, STRICT),
+                tool_names: p
+                    .tools
+                    .iter()
+                    .filter(|t| !t.value.contains(['*', '?', '[', '\\']))
+                    .map(|t| t.value.clone())
+                    .collect(),
                 agent: Glob::new(&p.agent.value, STRICT),
                 session: Glob::new(&p.session.value, STRICT),
                 rules,
@@ -235,10 +247,26 @@ impl Engine {
                 profile: p.source.profile_name().to_string(),
             });
         }
+        let mut by_tool: HashMap<String, Vec<usize>> = HashMap::new();
+        for p in &policies {
+            for tool in &p.tool_names {
+                by_tool.entry(tool.clone()).or_insert_with(|| {
+                    policies
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, q)| {
+                            q.tools.is_empty() || q.tools.iter().any(|g| g.is_match(tool))
+                        })
+                        .map(|(i, _)| i)
+                        .collect()
+                });
+            }
+        }
         let counts_calls = policies
             .iter()
             .any(|p| p.rules.iter().any(|r| r.when.call_count.is_some()));
         Engine {
+            by_tool,
             counts_calls,
             default_action: config.effective_default(),
             config,

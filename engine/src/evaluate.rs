@@ -394,8 +394,14 @@ impl Engine {
         } else {
             self.default_action
         };
-        let scoped: Vec<&CompiledPolicy> =
-            self.policies.iter().filter(|p| in_scope(p, call)).collect();
+        let scoped: Vec<&CompiledPolicy> = match self.by_tool.get(&call.tool) {
+            Some(indices) => indices
+                .iter()
+                .map(|&i| &self.policies[i])
+                .filter(|p| p.agent.is_match(&call.agent) && p.session.is_match(&call.session))
+                .collect(),
+            None => self.policies.iter().filter(|p| in_scope(p, call)).collect(),
+        };
         let mut state = Call {
             engine: self,
             call,
