@@ -79,14 +79,7 @@ impl ParsedCommand {
 pub fn parse(command: &str) -> ParsedCommand {
     let mut p = Parser::default();
     p.script(command, 0, Origin::Top, 0);
-    let mut normalized = String::new();
-    for c in p.out.components.iter().filter(|c| c.origin == Origin::Top) {
-        if !normalized.is_empty() {
-            normalized.push_str(" && ");
-        }
-        normalized.push_str(&c.text);
-    }
-    p.out.normalized = normalized;
+    p.out.normalized = joined_top_level(&p.out.components);
     p.restrictive_readings();
     p.out
 }
@@ -95,8 +88,14 @@ pub fn parse(command: &str) -> ParsedCommand {
 pub fn normalize(command: &str) -> String {
     let mut p = Parser::default();
     p.script(command, 0, Origin::Top, 0);
+    joined_top_level(&p.out.components)
+}
+
+/// Top-level simple commands joined with ` && ` (so `||`, `;`, `|` and newlines all read
+/// as `&&`).
+fn joined_top_level(components: &[Component]) -> String {
     let mut normalized = String::new();
-    for c in p.out.components.iter().filter(|c| c.origin == Origin::Top) {
+    for c in components.iter().filter(|c| c.origin == Origin::Top) {
         if !normalized.is_empty() {
             normalized.push_str(" && ");
         }
