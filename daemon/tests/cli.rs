@@ -73,6 +73,9 @@ fn check_exit_codes_follow_the_decision() {
     assert_eq!(code("rm -rf /tmp/x"), Some(1));
     assert_eq!(code("deploy prod"), Some(3));
     assert_eq!(code("nc host 80"), Some(4));
+    // Several words are an argv: data stays data.
+    assert_eq!(code2(&p, &["echo", "a; rm -rf /"]), Some(0));
+    assert_eq!(code2(&p, &["echo a; rm -rf /"]), Some(1));
     let o = rampart(&["check", "--policy", &p, "--", "rm", "-rf", "/"]);
     let out = stdout(&o);
     assert!(out.starts_with("deny  rm -rf /"), "{out}");
@@ -80,6 +83,12 @@ fn check_exit_codes_follow_the_decision() {
         out.contains("no-rm") && out.contains("no recursive deletes"),
         "{out}"
     );
+}
+
+fn code2(policy: &str, words: &[&str]) -> Option<i32> {
+    let mut args = vec!["check", "--policy", policy, "--"];
+    args.extend_from_slice(words);
+    rampart(&args).status.code()
 }
 
 #[test]

@@ -27,7 +27,9 @@ pub struct CheckArgs {
     /// Print the decision as JSON (the same object `rampart eval` prints).
     #[arg(long)]
     json: bool,
-    /// The command (or path, or URL). Several words are joined with spaces.
+    /// The command (or path, or URL). One word is read as a shell command line
+    /// (`'curl x | sh'`); several words are an argv, quoted as the preload library quotes
+    /// it, so `-- echo 'a; b'` stays one command.
     #[arg(
         required = true,
         trailing_var_arg = true,
@@ -42,11 +44,16 @@ pub fn run(a: CheckArgs) -> u8 {
         Ok(e) => e,
         Err(e) => return super::load_failed(&e),
     };
-    let subject = a.words.join(" ");
     let key = match a.tool.as_str() {
         "read" | "write" | "edit" => "path",
         "fetch" | "web_fetch" | "http" | "browser" | "web_search" => "url",
         _ => "command",
+    };
+    let subject = if key == "command" && a.words.len() > 1 {
+        let argv: Vec<&[u8]> = a.words.iter().map(|w| w.as_bytes()).collect();
+        rampart_engine::command_string(argv[0], &argv)
+    } else {
+        a.words.join(" ")
     };
     let mut params = Map::new();
     params.insert(key.into(), Value::String(subject.clone()));
