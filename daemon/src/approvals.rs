@@ -121,7 +121,7 @@ pub struct ApprovalStore {
 #[serde(tag = "op", rename_all = "snake_case")]
 enum JournalEntry {
     Create {
-        approval: Approval,
+        approval: Box<Approval>,
     },
     Resolve {
         id: String,
@@ -219,7 +219,7 @@ impl ApprovalStore {
             policy_audit_id: new.policy_audit_id,
         };
         self.write_journal(&JournalEntry::Create {
-            approval: approval.clone(),
+            approval: Box::new(approval.clone()),
         })?;
         inner.order.push(approval.id.clone());
         inner
@@ -388,9 +388,9 @@ impl ApprovalStore {
                     if tokio::time::Instant::now() >= deadline {
                         return self.get(id);
                     }
-                    // The approval's own expiry passed: expire it now rather than waiting
-                    // for the sweeper.
-                    self.expire_due(Utc::now());
+                    // The approval's own expiry passed; the sweeper (which audits the
+                    // expiry) will mark it shortly.
+                    let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
                 }
             }
         }
@@ -414,7 +414,7 @@ fn replay(path: &Path, inner: &mut Inner) -> std::io::Result<()> {
                 if !inner.approvals.contains_key(&approval.id) {
                     inner.order.push(approval.id.clone());
                 }
-                inner.approvals.insert(approval.id.clone(), approval);
+                inner.approvals.insert(approval.id.clone(), *approval);
             }
             JournalEntry::Resolve { id, status, by, at } => {
                 if let Some(a) = inner.approvals.get_mut(&id) {
@@ -438,7 +438,7 @@ fn compact(path: &Path, inner: &Inner) -> std::io::Result<()> {
     for id in &inner.order {
         if let Some(a) = inner.approvals.get(id) {
             let entry = JournalEntry::Create {
-                approval: a.clone(),
+                approval: Box::new(a.clone()),
             };
             text.push_str(&serde_json::to_string(&entry).map_err(std::io::Error::other)?);
             text.push('\n');

@@ -26,6 +26,7 @@ pub mod matcher;
 pub mod paths;
 pub mod policy;
 pub mod profiles;
+pub mod redact;
 pub mod shell;
 pub mod testing;
 pub mod tools;

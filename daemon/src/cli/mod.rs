@@ -1,5 +1,7 @@
 //! Command-line interface: argument definitions and dispatch.
 
+mod approvals;
+pub mod audit;
 mod check;
 mod eval;
 mod policy;
@@ -48,6 +50,17 @@ pub enum Command {
     /// Inspect policy files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Check or read the audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Run the daemon: the preload socket, the HTTP API, approvals and the audit trail.
+    Serve(crate::serve::ServeArgs),
+    /// List approvals waiting for a human (asks the running daemon).
+    Approvals(approvals::ListArgs),
+    /// Approve a pending approval: the waiting command runs.
+    Approve(approvals::ResolveArgs),
+    /// Deny a pending approval: the waiting command is blocked.
+    Deny(approvals::ResolveArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -56,8 +69,26 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Test(a) => test::run(a),
         Command::Policy(p) => policy::run(p),
+        Command::Serve(a) => match crate::serve::run(a) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("rampart serve: {e:#}");
+                1
+            }
+        },
+        Command::Audit(a) => audit::run(a),
+        Command::Approvals(a) => report(approvals::list(a)),
+        Command::Approve(a) => report(approvals::resolve(a, true)),
+        Command::Deny(a) => report(approvals::resolve(a, false)),
     };
     ExitCode::from(code)
+}
+
+fn report(r: anyhow::Result<u8>) -> u8 {
+    r.unwrap_or_else(|e| {
+        eprintln!("rampart: {e:#}");
+        1
+    })
 }
 
 /// Prints a load error and returns the usage exit code.

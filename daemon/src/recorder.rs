@@ -1,0 +1,115 @@
+//! Writing decisions to the audit trail before they are answered.
+
+use serde_json::{Map, Value};
+
+/// One decision (or approval event) to record.
+#[derive(Clone, Debug, Default)]
+pub struct Record {
+    /// Reuse this id (approval resolutions reuse the approval's id); new ULID otherwise.
+    pub id: Option<String>,
+    pub tool: String,
+    pub agent: String,
+    pub session: String,
+    pub run_id: Option<String>,
+    pub tool_call_id: Option<String>,
+    pub request: Map<String, Value>,
+    pub action: String,
+    pub matched_policies: Vec<String>,
+    pub evaluation_time_us: u64,
+    pub message: String,
+    pub suggestions: Vec<String>,
+    pub flags: Vec<String>,
+}
+
+/// The audit trail could not take the record.
+#[derive(Debug, thiserror::Error)]
+#[error("audit storage is unavailable: {0}")]
+pub struct AuditUnavailable(pub String);
+
+pub struct Recorder {
+    log: Option<crate::audit::AuditLog>,
+}
+
+impl Recorder {
+    /// Opens (or resumes) the audit trail in `dir`.
+    pub fn open(dir: &std::path::Path) -> std::io::Result<Recorder> {
+        Ok(Recorder {
+            log: Some(crate::audit::AuditLog::open(dir)?),
+        })
+    }
+
+    /// A recorder that refuses every record (for tests of the refusal paths).
+    pub fn unavailable() -> Recorder {
+        Recorder { log: None }
+    }
+
+    /// Appends one record; returns its audit id. Redaction happens in the writer.
+    pub fn record(&self, r: Record) -> Result<String, AuditUnavailable> {
+        let Some(log) = &self.log else {
+            return Err(AuditUnavailable("no audit trail configured".into()));
+        };
+        let event = crate::audit::Event {
+            id: r.id.unwrap_or_default(),
+            agent: r.agent,
+            session: r.session,
+            run_id: r.run_id.unwrap_or_default(),
+            tool_call_id: r.tool_call_id.unwrap_or_default(),
+            tool: r.tool,
+            request: r.request,
+            decision: crate::audit::EventDecision {
+                action: r.action,
+                matched_policies: r.matched_policies,
+                evaluation_time_us: r.evaluation_time_us,
+                message: r.message,
+                suggestions: r.suggestions,
+            },
+            response: (!r.flags.is_empty()).then_some(crate::audit::EventResponse {
+                exit_code: None,
+                duration_ms: 0,
+                flags: r.flags,
+            }),
+            ..crate::audit::Event::default()
+        };
+        match log.append(event) {
+            Ok(written) => Ok(written.id),
+            Err(e) => {
+                tracing::error!("audit write failed: {e}");
+                Err(AuditUnavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// `GET /v1/audit/events`.
+    pub fn query(
+        &self,
+        q: &std::collections::HashMap<String, String>,
+    ) -> Result<Value, (axum::http::StatusCode, String)> {
+        use axum::http::StatusCode;
+        let Some(log) = &self.log else {
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit directory not available".into(),
+            ));
+        };
+        let query = crate::audit::AuditQuery {
+            date: q.get("date").cloned(),
+            limit: q.get("limit").cloned(),
+            offset: q.get("offset").cloned(),
+            tool: q.get("tool").cloned(),
+            action: q.get("action").cloned(),
+            agent: q.get("agent").cloned(),
+            session: q.get("session").cloned(),
+        };
+        match crate::audit::query_events(log.dir(), &query, chrono::Utc::now().date_naive()) {
+            Ok(page) => serde_json::to_value(page)
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+            Err(e) => Err((
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                e.to_string(),
+            )),
+        }
+    }
+
+    /// Nothing is buffered (every record is fsynced); kept for shutdown symmetry.
+    pub fn flush(&self) {}
+}

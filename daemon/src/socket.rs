@@ -1,0 +1,301 @@
+//! The preload library's front door: a Unix socket, one request per connection, callers
+//! identified with `SO_PEERCRED`.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rampart_engine::{Action, EvalOptions, ToolCall, command_string};
+use rampart_proto::{HEADER_LEN, Reply, Request};
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::approvals::{NewApproval, Status};
+use crate::recorder::Record;
+use crate::state::{AppState, Mode};
+
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Binds the socket: parent directory 0700, socket 0600, a stale socket file replaced.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    if let Some(parent) = path.parent() {
+        crate::home::ensure_private_dir(parent)?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another daemon is listening on this socket",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Accepts connections until `stop` turns true; each connection runs on its own task.
+pub async fn serve(
+    listener: UnixListener,
+    state: Arc<AppState>,
+    allowed_uids: Vec<u32>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let allowed = Arc::new(allowed_uids);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let state = state.clone();
+                    let allowed = allowed.clone();
+                    conns.spawn(async move { handle(stream, &state, &allowed).await });
+                }
+                Err(e) => {
+                    tracing::warn!("socket accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    // Finish in-flight decisions (pending approvals are not waited for: they stay pending).
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// Resolves once the stop flag is set (the guard is not held across other awaits).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn handle(mut stream: UnixStream, state: &AppState, allowed: &[u32]) {
+    let uid = match stream.peer_cred() {
+        Ok(c) => c.uid(),
+        Err(e) => {
+            tracing::warn!("socket peer credentials unavailable: {e}; closing");
+            return;
+        }
+    };
+    if !allowed.contains(&uid) {
+        tracing::warn!(uid, "socket peer with a uid that is not allowed; closing");
+        return;
+    }
+    let request = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::warn!("bad frame on the socket: {e}; closing");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!("socket client sent no request in time; closing");
+            return;
+        }
+    };
+    let reply = decide(state, &request, &mut stream).await;
+    let _ = write_reply(&mut stream, &reply).await;
+}
+
+async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
+    let mut header = [0u8; HEADER_LEN];
+    stream
+        .read_exact(&mut header)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, len) = rampart_proto::read_frame_len(&header).map_err(|e| e.to_string())?;
+    let mut frame = vec![0u8; HEADER_LEN + len];
+    frame[..HEADER_LEN].copy_from_slice(&header);
+    stream
+        .read_exact(&mut frame[HEADER_LEN..])
+        .await
+        .map_err(|e| e.to_string())?;
+    rampart_proto::decode_request(&frame).map_err(|e| e.to_string())
+}
+
+async fn write_reply(stream: &mut UnixStream, reply: &Reply) -> io::Result<()> {
+    let mut buf = Vec::new();
+    rampart_proto::encode_reply(reply, &mut buf).map_err(io::Error::other)?;
+    stream.write_all(&buf).await?;
+    stream.flush().await
+}
+
+fn deny(message: impl Into<String>) -> Reply {
+    Reply::Deny {
+        errno: libc::EPERM,
+        message: message.into(),
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs full enforcement for one exec, as `/v1/tool` does in enforce mode.
+async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Reply {
+    let shell = req.entry.is_shell();
+    let (command, path) = if shell {
+        (
+            req.argv.first().map(|a| lossy(a)).unwrap_or_default(),
+            "/bin/sh".to_string(),
+        )
+    } else {
+        let argv: Vec<&[u8]> = req.argv.iter().map(Vec::as_slice).collect();
+        (command_string(&req.path, &argv), lossy(&req.path))
+    };
+    let workdir = lossy(&req.cwd);
+    let mut params = Map::new();
+    params.insert("command".into(), Value::from(command.clone()));
+    params.insert("path".into(), Value::from(path.clone()));
+    if !workdir.is_empty() {
+        params.insert("workdir".into(), Value::from(workdir.clone()));
+    }
+    let call = ToolCall {
+        tool: "exec".into(),
+        agent: lossy(&req.agent),
+        session: lossy(&req.session),
+        params: params.clone(),
+        ..ToolCall::default()
+    };
+    let engine = state.policies.current();
+    let opts = EvalOptions {
+        now_ms: Utc::now().timestamp_millis(),
+        verifier_configured: state.verify_url.is_some(),
+        resolve_symlinks: true,
+        ..EvalOptions::default()
+    };
+    let d = {
+        let mut counter = state.counter.lock().expect("counter lock");
+        engine.enforce(&call, &mut counter, &opts)
+    };
+    let mut request = params;
+    request.insert(
+        "argv".into(),
+        Value::Array(req.argv.iter().map(|a| Value::from(lossy(a))).collect()),
+    );
+    request.insert("requested".into(), Value::from(lossy(&req.requested)));
+    request.insert("entry".into(), Value::from(req.entry.as_str()));
+    request.insert(
+        "flags".into(),
+        json!(req.flags.labels().collect::<Vec<_>>()),
+    );
+    request.insert("pid".into(), Value::from(req.pid));
+    request.insert("ppid".into(), Value::from(req.ppid));
+    request.insert("uid".into(), Value::from(req.uid));
+    let record = Record {
+        tool: "exec".into(),
+        agent: call.agent.clone(),
+        session: call.session.clone(),
+        request,
+        action: d.action.as_str().into(),
+        matched_policies: d.matched_policies.iter().map(|p| p.to_string()).collect(),
+        evaluation_time_us: d.eval_duration.as_micros() as u64,
+        message: d.message.clone(),
+        suggestions: d.suggestions.clone(),
+        ..Record::default()
+    };
+    let audit_id = match state.recorder.record(record) {
+        Ok(id) => id,
+        Err(_) if state.mode == Mode::Enforce => {
+            return deny("audit storage is unavailable; refusing tool call");
+        }
+        Err(_) => String::new(),
+    };
+    state.metrics.observe(
+        d.action.as_str(),
+        d.matched_policies.first().map(|p| &**p),
+        d.eval_duration,
+    );
+    if state.mode == Mode::Monitor {
+        return Reply::Allow;
+    }
+    let policy = d.policy.as_deref().unwrap_or("default");
+    match d.action {
+        Action::Allow | Action::Watch => Reply::Allow,
+        Action::Deny => deny(format!("{policy}: {}", d.message)),
+        Action::Webhook | Action::Verify => {
+            let fail_open = d.verify.as_ref().is_some_and(|v| v.fail_open)
+                || d.webhook.as_ref().is_some_and(|w| w.fail_open);
+            let what = if d.action == Action::Verify {
+                "verifier"
+            } else {
+                "webhook"
+            };
+            if fail_open {
+                Reply::Allow
+            } else {
+                deny(format!(
+                    "{what} unavailable, failing closed: {what} request failed"
+                ))
+            }
+        }
+        Action::Ask => {
+            let new = NewApproval {
+                tool: "exec".into(),
+                command,
+                agent: call.agent.clone(),
+                session: call.session.clone(),
+                message: d.message.clone(),
+                run_id: None,
+                tool_call_id: None,
+                fingerprint: format!("socket:{audit_id}"),
+                policy_audit_id: audit_id,
+            };
+            let approval = match state.approvals.create(new, Utc::now()) {
+                Ok((a, _)) => a,
+                Err(e) => return deny(e.to_string()),
+            };
+            state.announce_approvals();
+            if write_reply(
+                stream,
+                &Reply::Pending {
+                    approval_id: approval.id.clone(),
+                },
+            )
+            .await
+            .is_err()
+            {
+                return deny("client went away");
+            }
+            let waited = state.approvals.wait(
+                &approval.id,
+                state.approvals.timeout() + Duration::from_secs(1),
+            );
+            let closed = client_closed(stream);
+            let outcome = tokio::select! {
+                a = waited => a,
+                _ = closed => return deny("client went away"),
+            };
+            match outcome {
+                Some(a) if a.status == Status::Approved => {
+                    state
+                        .approvals
+                        .take_grant(&approval.fingerprint, Utc::now());
+                    Reply::Allow
+                }
+                Some(a) if a.status == Status::Denied => deny("approval denied"),
+                _ => deny("approval timed out — command blocked"),
+            }
+        }
+    }
+}
+
+/// Resolves when the peer closes its end (a read returns 0 or fails). Extra bytes after
+/// the request are read and ignored.
+async fn client_closed(stream: &mut UnixStream) {
+    let mut byte = [0u8; 64];
+    loop {
+        match stream.read(&mut byte).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}

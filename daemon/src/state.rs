@@ -1,0 +1,50 @@
+//! What every request handler shares: the running policy, approvals, the audit trail,
+//! call counts, metrics and the event stream. Passed explicitly; no globals.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rampart_engine::CallCounter;
+use tokio::sync::broadcast;
+
+use crate::approvals::ApprovalStore;
+use crate::metrics::Metrics;
+use crate::policy_store::PolicyStore;
+use crate::recorder::Recorder;
+
+/// Whether decisions are enforced or only observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    Monitor,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Monitor => "monitor",
+        }
+    }
+}
+
+pub struct AppState {
+    pub policies: PolicyStore,
+    pub approvals: ApprovalStore,
+    pub recorder: Recorder,
+    pub counter: Mutex<CallCounter>,
+    pub token: String,
+    pub mode: Mode,
+    pub verify_url: Option<String>,
+    pub metrics: Metrics,
+    /// Server-sent event frames (compact JSON) for `/v1/events/stream`.
+    pub events: broadcast::Sender<String>,
+    pub started: Instant,
+}
+
+impl AppState {
+    /// Tells stream subscribers that the approval queue changed.
+    pub fn announce_approvals(&self) {
+        let _ = self.events.send(r#"{"type":"approvals"}"#.to_string());
+    }
+}
