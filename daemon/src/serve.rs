@@ -173,6 +173,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .context("cannot read the pending-approvals journal")?;
     let audit_dir = args.audit_dir.clone().unwrap_or_else(|| home.join("audit"));
+    // A broken chain is refused at startup (HTTP API spec §13.7): appending to it would
+    // hide the break. A fresh install has nothing to verify.
+    match crate::audit::verify(&audit_dir, None) {
+        Err(e) if e.is_broken_chain() => {
+            bail!("audit trail in {} is broken: {e} (inspect it with `rampart audit verify`)", audit_dir.display())
+        }
+        _ => {}
+    }
     let recorder = Recorder::open(&audit_dir)
         .with_context(|| format!("cannot open the audit trail in {}", audit_dir.display()))?;
     let verify_url = args

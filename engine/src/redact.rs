@@ -229,9 +229,9 @@ static AUDIT_RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r#"(--(?:api-key|auth-token|access-token|token|secret))(=|\s+)(?:'[^']*'|"[^"]*"|\S+)"#,
             "${1}${2}[REDACTED]",
         ),
-        // 8: key[=:]value keeps the key
+        // 8: key[=:]value keeps the key (also `"key": "value"` inside a JSON argument)
         rule(
-            r#"(?i)(api_key|auth_token|access_token|password|token|secret)(\s*[=:]\s*)(?:'[^']*'|"[^"]*"|[^\s'"]+)"#,
+            r#"(?i)(api_key|auth_token|access_token|password|token|secret)("?\s*[=:]\s*)(?:'[^']*'|"[^"]*"|[^\s'"]+)"#,
             "${1}${2}[REDACTED]",
         ),
     ]
@@ -572,6 +572,10 @@ mod tests {
             "psql password: [REDACTED] host=db"
         );
         assert_eq!(a("MYSQL_PASSWORD=x y"), "MYSQL_PASSWORD=[REDACTED] y");
+        assert_eq!(
+            a(r#"curl -d '{"user":"u","password": "p w"}' https://x"#),
+            r#"curl -d '{"user":"u","password": [REDACTED]}' https://x"#
+        );
     }
 
     #[test]
