@@ -177,7 +177,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // hide the break. A fresh install has nothing to verify.
     match crate::audit::verify(&audit_dir, None) {
         Err(e) if e.is_broken_chain() => {
-            bail!("audit trail in {} is broken: {e} (inspect it with `rampart audit verify`)", audit_dir.display())
+            bail!(
+                "audit trail in {} is broken: {e} (inspect it with `rampart audit verify`)",
+                audit_dir.display()
+            )
         }
         _ => {}
     }
@@ -197,6 +200,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let (events, _) = broadcast::channel(32);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let state = Arc::new(AppState {
         policies,
         approvals,
@@ -208,10 +212,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: Metrics::default(),
         events,
         started: Instant::now(),
+        shutdown: stop_tx,
     });
     warn_unconfigured_verify(&state);
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(expire_approvals(state.clone(), stop_rx.clone()));
     tasks.spawn(watch_policies(state.clone(), stop_rx.clone()));
@@ -288,7 +292,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     shutdown_signal(state.clone()).await;
     tracing::info!("shutting down: finishing in-flight decisions");
-    let _ = stop_tx.send(true);
+    let _ = state.shutdown.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         while tasks.join_next().await.is_some() {}
     })

@@ -273,6 +273,12 @@ async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Rep
             let outcome = tokio::select! {
                 a = waited => a,
                 _ = closed => return deny("client went away"),
+                _ = state.stopping() => {
+                    return deny(format!(
+                        "rampart daemon is stopping; approval {} stays pending",
+                        approval.id
+                    ));
+                }
             };
             match outcome {
                 Some(a) if a.status == Status::Approved => {

@@ -40,6 +40,16 @@ pub struct AppState {
     /// Server-sent event frames (compact JSON) for `/v1/events/stream`.
     pub events: broadcast::Sender<String>,
     pub started: Instant,
+    /// Turns true when the daemon stops: requests held for an approval answer at once.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl AppState {
+    /// Resolves once the daemon is stopping.
+    pub async fn stopping(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
 }
 
 impl AppState {

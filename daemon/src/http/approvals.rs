@@ -1,5 +1,6 @@
 //! `GET /v1/approvals`, `GET /v1/approvals/{id}`, `POST /v1/approvals/{id}/resolve`.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -71,11 +72,14 @@ pub async fn list(State(state): State<Shared>, headers: HeaderMap) -> Response {
 pub async fn get_one(
     State(state): State<Shared>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
     if let Err(r) = authenticate(&state, &headers, None) {
         return r;
     }
+    let Ok(Path(id)) = id else {
+        return error(StatusCode::NOT_FOUND, "approval not found");
+    };
     let Some(a) = state.approvals.get(&id) else {
         return error(StatusCode::NOT_FOUND, "approval not found");
     };
@@ -95,12 +99,15 @@ pub async fn get_one(
 pub async fn resolve(
     State(state): State<Shared>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Response {
     if let Err(r) = authenticate(&state, &headers, None) {
         return r;
     }
+    let Ok(Path(id)) = id else {
+        return error(StatusCode::NOT_FOUND, "approval not found");
+    };
     let body: Map<String, Value> = match decode_object(body) {
         Ok(b) => b,
         Err(r) => return r,

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -155,7 +156,7 @@ fn parse_wait(body: &Map<String, Value>, query: &HashMap<String, String>) -> Res
 
 pub async fn tool(
     State(state): State<Shared>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
@@ -166,6 +167,12 @@ pub async fn tool(
     let body = match decode_object(body) {
         Ok(b) => b,
         Err(r) => return r,
+    };
+    let Ok(Path(name)) = name else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid tool name: tool name is not valid UTF-8",
+        );
     };
     let tool = match tool_name(&name) {
         Ok(t) => t,
@@ -324,11 +331,12 @@ async fn ask(
         Value::from(rfc3339(approval.expires_at)),
     );
     if wait_ms > 0 {
-        match state
-            .approvals
-            .wait(&approval.id, Duration::from_millis(wait_ms))
-            .await
-        {
+        let waited = tokio::select! {
+            a = state.approvals.wait(&approval.id, Duration::from_millis(wait_ms)) => a,
+            // Stopping: answer with the pending body; the approval survives the restart.
+            _ = state.stopping() => None,
+        };
+        match waited {
             Some(a)
                 if a.status == Status::Approved
                     && state.approvals.take_grant(&fp, Utc::now()).is_some() =>
@@ -480,7 +488,7 @@ fn scan_response(
 
 pub async fn preflight(
     State(state): State<Shared>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -490,6 +498,12 @@ pub async fn preflight(
     let body = match decode_object(body) {
         Ok(b) => b,
         Err(r) => return r,
+    };
+    let Ok(Path(name)) = name else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid tool name: tool name is not valid UTF-8",
+        );
     };
     let tool = match tool_name(&name) {
         Ok(t) => t,
