@@ -16,3 +16,4 @@ pub mod recorder;
 pub mod serve;
 pub mod socket;
 pub mod state;
+pub mod delegate;
