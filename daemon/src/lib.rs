@@ -1,10 +1,12 @@
-//! The `rampart` CLI and (in later issues) the daemon. Everything user-facing about policy
-//! files lives here; decisions themselves come from `rampart-engine`.
+//! The `rampart` command-line tool and `rampart serve`: the Unix-socket decision service,
+//! the HTTP API, approvals and the audit trail. Decisions themselves come from
+//! `rampart-engine`; the wire format from `rampart-proto`.
 
 pub mod approvals;
 pub mod audit;
 pub mod call_json;
 pub mod cli;
+pub mod delegate;
 pub mod home;
 // Handlers return `Result<_, Response>`: the error is the HTTP answer itself.
 #[allow(clippy::result_large_err)]
@@ -16,4 +18,3 @@ pub mod recorder;
 pub mod serve;
 pub mod socket;
 pub mod state;
-pub mod delegate;
