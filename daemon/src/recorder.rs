@@ -31,10 +31,16 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Opens (or resumes) the audit trail in `dir`.
+    /// Opens (or resumes) the audit trail in `dir` as its only writer: `rampart serve`
+    /// holds `$RAMPART_HOME/serve.lock` for its lifetime, so the writer does not re-read the
+    /// checkpoint before every batch (see [`AuditOptions::exclusive`](crate::audit::AuditOptions)).
     pub fn open(dir: &std::path::Path) -> std::io::Result<Recorder> {
+        let opts = crate::audit::AuditOptions {
+            exclusive: true,
+            ..crate::audit::AuditOptions::default()
+        };
         Ok(Recorder {
-            log: Some(crate::audit::AuditLog::open(dir)?),
+            log: Some(crate::audit::AuditLog::open_with(dir, opts)?),
         })
     }
 
@@ -43,40 +49,23 @@ impl Recorder {
         Recorder { log: None }
     }
 
-    /// Appends one record; returns its audit id. Redaction happens in the writer.
-    pub fn record(&self, r: Record) -> Result<String, AuditUnavailable> {
+    /// Appends one record and waits (without blocking the runtime) until it is durably in
+    /// the chain; returns its audit id. Redaction happens in the writer, on this task.
+    pub async fn record(&self, r: Record) -> Result<String, AuditUnavailable> {
         let Some(log) = &self.log else {
             return Err(AuditUnavailable("no audit trail configured".into()));
         };
-        let event = crate::audit::Event {
-            id: r.id.unwrap_or_default(),
-            agent: r.agent,
-            session: r.session,
-            run_id: r.run_id.unwrap_or_default(),
-            tool_call_id: r.tool_call_id.unwrap_or_default(),
-            tool: r.tool,
-            request: r.request,
-            decision: crate::audit::EventDecision {
-                action: r.action,
-                matched_policies: r.matched_policies,
-                evaluation_time_us: r.evaluation_time_us,
-                message: r.message,
-                suggestions: r.suggestions,
-            },
-            response: (!r.flags.is_empty()).then_some(crate::audit::EventResponse {
-                exit_code: None,
-                duration_ms: 0,
-                flags: r.flags,
-            }),
-            ..crate::audit::Event::default()
+        outcome(log.append_async(event_of(r)).await)
+    }
+
+    /// [`record`](Self::record) for synchronous code (it blocks the calling thread until the
+    /// record's group commit is durable): the approval resolution, which audits under the
+    /// approvals lock.
+    pub fn record_blocking(&self, r: Record) -> Result<String, AuditUnavailable> {
+        let Some(log) = &self.log else {
+            return Err(AuditUnavailable("no audit trail configured".into()));
         };
-        match log.append(event) {
-            Ok(written) => Ok(written.id),
-            Err(e) => {
-                tracing::error!("audit write failed: {e}");
-                Err(AuditUnavailable(e.to_string()))
-            }
-        }
+        outcome(log.append(event_of(r)))
     }
 
     /// `GET /v1/audit/events`.
@@ -110,6 +99,53 @@ impl Recorder {
         }
     }
 
-    /// Nothing is buffered (every record is fsynced); kept for shutdown symmetry.
-    pub fn flush(&self) {}
+    /// Waits until every submitted record is committed and the checkpoint written (at
+    /// shutdown). Each record is already durable before its caller is answered.
+    pub fn flush(&self) {
+        if let Some(log) = &self.log {
+            if let Err(e) = log.flush() {
+                tracing::error!("audit flush failed: {e}");
+            }
+            tracing::info!(
+                records = log.records(),
+                group_commits = log.batches(),
+                "audit trail flushed"
+            );
+        }
+    }
+}
+
+fn event_of(r: Record) -> crate::audit::Event {
+    crate::audit::Event {
+        id: r.id.unwrap_or_default(),
+        agent: r.agent,
+        session: r.session,
+        run_id: r.run_id.unwrap_or_default(),
+        tool_call_id: r.tool_call_id.unwrap_or_default(),
+        tool: r.tool,
+        request: r.request,
+        decision: crate::audit::EventDecision {
+            action: r.action,
+            matched_policies: r.matched_policies,
+            evaluation_time_us: r.evaluation_time_us,
+            message: r.message,
+            suggestions: r.suggestions,
+        },
+        response: (!r.flags.is_empty()).then_some(crate::audit::EventResponse {
+            exit_code: None,
+            duration_ms: 0,
+            flags: r.flags,
+        }),
+        ..crate::audit::Event::default()
+    }
+}
+
+fn outcome(r: std::io::Result<crate::audit::Event>) -> Result<String, AuditUnavailable> {
+    match r {
+        Ok(written) => Ok(written.id),
+        Err(e) => {
+            tracing::error!("audit write failed: {e}");
+            Err(AuditUnavailable(e.to_string()))
+        }
+    }
 }

@@ -364,7 +364,7 @@ async fn expire_approvals(state: Arc<AppState>, mut stop: tokio::sync::watch::Re
                 message: "approval timed out — command blocked".into(),
                 ..Record::default()
             };
-            if let Err(e) = state.recorder.record(rec) {
+            if let Err(e) = state.recorder.record(rec).await {
                 tracing::error!("cannot audit the expiry of approval {}: {e}", a.id);
             }
         }

@@ -105,19 +105,34 @@ async fn handle(mut stream: UnixStream, state: &AppState, allowed: &[u32]) {
     let _ = write_reply(&mut stream, &reply).await;
 }
 
+/// Bytes asked for by the first read: a whole ordinary request (the library writes its frame
+/// in one `write`), so header and payload usually arrive with one `recv`.
+const FIRST_READ: usize = 4096;
+
 async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
-    let mut header = [0u8; HEADER_LEN];
-    stream
-        .read_exact(&mut header)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (_, len) = rampart_proto::read_frame_len(&header).map_err(|e| e.to_string())?;
-    let mut frame = vec![0u8; HEADER_LEN + len];
-    frame[..HEADER_LEN].copy_from_slice(&header);
-    stream
-        .read_exact(&mut frame[HEADER_LEN..])
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut frame: Vec<u8> = Vec::with_capacity(FIRST_READ);
+    while frame.len() < HEADER_LEN {
+        let n = stream
+            .read_buf(&mut frame)
+            .await
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the peer closed the connection before sending a whole request".into());
+        }
+    }
+    let header: &[u8; HEADER_LEN] = frame[..HEADER_LEN].try_into().expect("HEADER_LEN bytes");
+    let (_, len) = rampart_proto::read_frame_len(header).map_err(|e| e.to_string())?;
+    let total = HEADER_LEN + len;
+    if frame.len() < total {
+        let have = frame.len();
+        frame.resize(total, 0);
+        stream
+            .read_exact(&mut frame[have..])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    // Bytes after the request (there should be none) are ignored, as `client_closed` does.
+    frame.truncate(total);
     rampart_proto::decode_request(&frame).map_err(|e| e.to_string())
 }
 
@@ -202,7 +217,7 @@ async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Rep
         suggestions: d.suggestions.clone(),
         ..Record::default()
     };
-    let audit_id = match state.recorder.record(record) {
+    let audit_id = match state.recorder.record(record).await {
         Ok(id) => id,
         Err(_) if state.mode == Mode::Enforce => {
             return deny("audit storage is unavailable; refusing tool call");
@@ -303,5 +318,85 @@ async fn client_closed(stream: &mut UnixStream) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_proto::{EntryPoint, Flags, RequestRef};
+
+    fn frame(argv_len: usize) -> Vec<u8> {
+        let long = vec![b'x'; argv_len];
+        let argv: [&[u8]; 2] = [b"echo", &long];
+        let req = RequestRef {
+            entry: EntryPoint::Execvp,
+            flags: Flags::empty(),
+            mode: rampart_proto::Mode::Enforce,
+            pid: 1,
+            ppid: 2,
+            uid: 3,
+            path: b"/usr/bin/echo",
+            requested: b"echo",
+            cwd: b"/tmp",
+            agent: b"a",
+            session: b"s",
+            interpreter: None,
+            argv: &argv,
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = rampart_proto::encode_request(&req, &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    /// Sends `pieces` of `bytes` with pauses, then reads one request on the other end.
+    async fn read_in_pieces(bytes: Vec<u8>, cuts: &[usize]) -> Result<Request, String> {
+        let (mut client, mut server) = UnixStream::pair().unwrap();
+        let cuts = cuts.to_vec();
+        let sender = tokio::spawn(async move {
+            let mut at = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                client.write_all(&bytes[at..cut]).await.unwrap();
+                at = cut;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // closing: a truncated request ends in EOF
+        });
+        let r = read_request(&mut server).await;
+        sender.await.unwrap();
+        r
+    }
+
+    #[tokio::test]
+    async fn a_request_is_read_whole_split_or_large() {
+        let small = frame(10);
+        let large = frame(20_000); // beyond the first read
+        for (bytes, cuts) in [
+            (small.clone(), vec![]),
+            (small.clone(), vec![3]),              // inside the header
+            (small.clone(), vec![HEADER_LEN]),     // header, then payload
+            (small.clone(), vec![HEADER_LEN + 5]), // inside the payload
+            (small.clone(), vec![1, 2, 11, 30]),   // dribbled
+            (large.clone(), vec![]),
+            (large.clone(), vec![HEADER_LEN, 5000]),
+        ] {
+            let r = read_in_pieces(bytes.clone(), &cuts).await.unwrap();
+            assert_eq!(
+                r,
+                rampart_proto::decode_request(&bytes).unwrap(),
+                "{cuts:?}"
+            );
+        }
+        // bytes after the request are ignored
+        let mut extra = small.clone();
+        extra.extend_from_slice(b"trailing");
+        let r = read_in_pieces(extra, &[]).await.unwrap();
+        assert_eq!(r, rampart_proto::decode_request(&small).unwrap());
+        // a truncated request is an error
+        let r = read_in_pieces(small[..small.len() - 1].to_vec(), &[]).await;
+        assert!(r.is_err());
+        let r = read_in_pieces(small[..4].to_vec(), &[]).await;
+        assert!(r.is_err());
     }
 }

@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 use serde_json::{Map, Value};
 
@@ -186,59 +187,198 @@ pub fn redact_params(params: &Map<String, Value>) -> Map<String, Value> {
 // §13.6: redaction before persistence (audit trail, syslog/CEF, notifications, SSE)
 // ---------------------------------------------------------------------------------------------
 
-/// Value-based audit rules 1–8 of §13.6, in order.
-static AUDIT_RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+/// One audit rule and the literals that any of its matches must contain (the prefilter).
+struct AuditRule {
+    rule: Rule,
+    /// Every match of `rule` contains at least one of these (ASCII case-insensitively, and
+    /// byte-exactly for the case-sensitive rules).
+    triggers: &'static [&'static str],
+    /// The pattern is case-insensitive (`(?i)`): on non-ASCII text it may match through
+    /// Unicode case folding (`ſ` for `s`, the Kelvin sign for `k`), which the ASCII
+    /// prefilter does not see, so it is always run there.
+    case_insensitive: bool,
+}
+
+fn audit_rule(
+    pattern: &str,
+    replacement: &'static str,
+    triggers: &'static [&'static str],
+) -> AuditRule {
+    AuditRule {
+        rule: rule(pattern, replacement),
+        triggers,
+        case_insensitive: pattern.starts_with("(?i)"),
+    }
+}
+
+/// `-p` followed by an ASCII letter or digit (rule 2's third form), spelled out for the
+/// prefilter (which matches ASCII case-insensitively, so the lowercase letters cover both).
+const DASH_P_ALNUM: &[&str] = &[
+    "-pa", "-pb", "-pc", "-pd", "-pe", "-pf", "-pg", "-ph", "-pi", "-pj", "-pk", "-pl", "-pm",
+    "-pn", "-po", "-pp", "-pq", "-pr", "-ps", "-pt", "-pu", "-pv", "-pw", "-px", "-py", "-pz",
+    "-p0", "-p1", "-p2", "-p3", "-p4", "-p5", "-p6", "-p7", "-p8", "-p9",
+];
+
+/// Value-based audit rules 1–8 of §13.6, in order, each with its prefilter literals.
+static AUDIT_RULES: LazyLock<Vec<AuditRule>> = LazyLock::new(|| {
     vec![
         // 1: a quoted Authorization header (the quote style is kept)
-        rule(
+        audit_rule(
             r"'Authorization:\s+(?:Bearer|Basic)\s+[^']+'",
             "'[REDACTED]'",
+            &["Authorization:"],
         ),
-        rule(
+        audit_rule(
             r#""Authorization:\s+(?:Bearer|Basic)\s+[^"]+""#,
             "\"[REDACTED]\"",
+            &["Authorization:"],
         ),
         // 2: mysql-style -p'..', -p"..", -pXXX (also at the start of a string: an argv item)
-        rule(r"(^|\s)-p'[^']*'", "${1}[REDACTED]"),
-        rule(r#"(^|\s)-p"[^"]*""#, "${1}[REDACTED]"),
-        rule(r"(^|\s)-p[A-Za-z0-9]\S*", "${1}[REDACTED]"),
+        audit_rule(r"(^|\s)-p'[^']*'", "${1}[REDACTED]", &["-p'"]),
+        audit_rule(r#"(^|\s)-p"[^"]*""#, "${1}[REDACTED]", &["-p\""]),
+        audit_rule(r"(^|\s)-p[A-Za-z0-9]\S*", "${1}[REDACTED]", DASH_P_ALNUM),
         // 3: --password=X / --password X
-        rule(r"--password=\S+", "[REDACTED]"),
-        rule(r"--password\s+\S+", "[REDACTED]"),
+        audit_rule(r"--password=\S+", "[REDACTED]", &["--password="]),
+        audit_rule(r"--password\s+\S+", "[REDACTED]", &["--password"]),
         // 4: token shapes. `ghp_` takes 36 or more characters (real tokens have 36; the
         //    reference's `{40}` would let them through).
-        rule(r"ghp_[A-Za-z0-9]{36,}", "[REDACTED]"),
-        rule(r"gho_[A-Za-z0-9]+", "[REDACTED]"),
-        rule(r"ghs_[A-Za-z0-9]+", "[REDACTED]"),
-        rule(r"xoxb-[A-Za-z0-9-]+", "[REDACTED]"),
-        rule(r"xoxp-[A-Za-z0-9-]+", "[REDACTED]"),
-        rule(r"sk-[A-Za-z0-9]{20,}", "[REDACTED]"),
-        rule(r"AKIA[0-9A-Z]{16}", "[REDACTED]"),
+        audit_rule(r"ghp_[A-Za-z0-9]{36,}", "[REDACTED]", &["ghp_"]),
+        audit_rule(r"gho_[A-Za-z0-9]+", "[REDACTED]", &["gho_"]),
+        audit_rule(r"ghs_[A-Za-z0-9]+", "[REDACTED]", &["ghs_"]),
+        audit_rule(r"xoxb-[A-Za-z0-9-]+", "[REDACTED]", &["xoxb-"]),
+        audit_rule(r"xoxp-[A-Za-z0-9-]+", "[REDACTED]", &["xoxp-"]),
+        audit_rule(r"sk-[A-Za-z0-9]{20,}", "[REDACTED]", &["sk-"]),
+        audit_rule(r"AKIA[0-9A-Z]{16}", "[REDACTED]", &["AKIA"]),
         // 5: Authorization: Bearer|Basic X
-        rule(
+        audit_rule(
             r"Authorization:\s+(Bearer|Basic)\s+\S+",
             "Authorization: ${1} [REDACTED]",
+            &["Authorization:"],
         ),
         // 6: key[=:]<40+ base64 characters>
-        rule(
+        audit_rule(
             r"(?i)\b(?:api_?key|auth_?token|token|secret|access_?token)\s*[=:]\s*[A-Za-z0-9+/]{40,}={0,2}",
             "[REDACTED]",
+            &["apikey", "api_key", "token", "secret"],
         ),
         // 7: credential flags keep the flag
-        rule(
+        audit_rule(
             r#"(--(?:api-key|auth-token|access-token|token|secret))(=|\s+)(?:'[^']*'|"[^"]*"|\S+)"#,
             "${1}${2}[REDACTED]",
+            &[
+                "--api-key",
+                "--auth-token",
+                "--access-token",
+                "--token",
+                "--secret",
+            ],
         ),
         // 8: key[=:]value keeps the key (also `"key": "value"` inside a JSON argument)
-        rule(
+        audit_rule(
             r#"(?i)(api_key|auth_token|access_token|password|token|secret)("?\s*[=:]\s*)(?:'[^']*'|"[^"]*"|[^\s'"]+)"#,
             "${1}${2}[REDACTED]",
+            &["api_key", "token", "password", "secret"],
         ),
     ]
 });
 
+/// The prefilter of [`AUDIT_RULES`]: one automaton over every rule's trigger literals
+/// (ASCII case-insensitive, overlapping matches), and per literal the rules it enables.
+struct AuditPrefilter {
+    automaton: AhoCorasick,
+    /// Bit `i` set: rule `i` may match when this literal occurs.
+    rules_of: Vec<u32>,
+    /// Rules that must always run on non-ASCII text.
+    case_insensitive: u32,
+}
+
+static AUDIT_PREFILTER: LazyLock<AuditPrefilter> = LazyLock::new(|| {
+    let rules = &*AUDIT_RULES;
+    assert!(rules.len() <= 32, "the rule mask is a u32");
+    let mut literals: Vec<&'static str> = Vec::new();
+    let mut rules_of: Vec<u32> = Vec::new();
+    let mut case_insensitive = 0u32;
+    for (i, r) in rules.iter().enumerate() {
+        assert!(!r.triggers.is_empty(), "every audit rule has triggers");
+        if r.case_insensitive {
+            case_insensitive |= 1 << i;
+        }
+        for t in r.triggers {
+            match literals.iter().position(|l| l.eq_ignore_ascii_case(t)) {
+                Some(j) => rules_of[j] |= 1 << i,
+                None => {
+                    literals.push(t);
+                    rules_of.push(1 << i);
+                }
+            }
+        }
+    }
+    let automaton = AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::Standard)
+        .build(&literals)
+        .expect("audit trigger automaton builds");
+    AuditPrefilter {
+        automaton,
+        rules_of,
+        case_insensitive,
+    }
+});
+
+/// The audit rules that may match `text` (bit `i` = `AUDIT_RULES[i]`). A rule whose bit is
+/// clear cannot match: none of its trigger literals occurs (and, for a case-insensitive
+/// rule, the text is ASCII, where ASCII case-insensitive literal search is exact).
+fn audit_rule_mask(text: &str) -> u32 {
+    let pf = &*AUDIT_PREFILTER;
+    let mut mask = if text.is_ascii() {
+        0
+    } else {
+        pf.case_insensitive
+    };
+    for m in pf.automaton.find_overlapping_iter(text) {
+        mask |= pf.rules_of[m.pattern().as_usize()];
+    }
+    mask
+}
+
+/// Applies the audit rules in order, skipping those the prefilter rules out. The mask is
+/// recomputed on the new text after every replacement, so each rule is skipped only when it
+/// cannot match the exact text it would be applied to: the result is the same as running
+/// every rule ([`sanitize_command_unfiltered`]).
+fn apply_audit(text: &str) -> Cow<'_, str> {
+    let mut mask = audit_rule_mask(text);
+    if mask == 0 {
+        return Cow::Borrowed(text);
+    }
+    let mut out = Cow::Borrowed(text);
+    for (i, r) in AUDIT_RULES.iter().enumerate() {
+        if mask & (1 << i) == 0 {
+            continue;
+        }
+        if let Cow::Owned(s) = r.rule.re.replace_all(&out, r.rule.replacement) {
+            out = Cow::Owned(s);
+            mask = audit_rule_mask(&out);
+        }
+    }
+    out
+}
+
+/// [`sanitize_command`] without the prefilter: every rule is run. The reference the
+/// prefiltered version is tested against.
+#[doc(hidden)]
+pub fn sanitize_command_unfiltered(text: &str) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(text);
+    for r in AUDIT_RULES.iter() {
+        if let Cow::Owned(s) = r.rule.re.replace_all(&out, r.rule.replacement) {
+            out = Cow::Owned(s);
+        }
+    }
+    out
+}
+
 /// Masks credential shapes in one string with the audit rules of §13.6 (also used for
-/// notification commands). Borrows when nothing matched.
+/// notification commands). Borrows when nothing matched. Ordinary commands are recognized
+/// by a literal prefilter and skip the regexes entirely.
 ///
 /// ```
 /// use rampart_engine::redact::sanitize_command;
@@ -249,18 +389,13 @@ static AUDIT_RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 /// assert_eq!(sanitize_command("git log -1 --stat"), "git log -1 --stat");
 /// ```
 pub fn sanitize_command(text: &str) -> Cow<'_, str> {
-    apply(&AUDIT_RULES, Cow::Borrowed(text))
+    apply_audit(text)
 }
 
 /// Whether a map key names a credential (spec §13.6): its lowercase, alphanumeric-only
 /// form is one of the listed names or ends with `password`, `token`, `apikey`, `secret` or
 /// `privatekey`.
 pub fn is_sensitive_audit_key(key: &str) -> bool {
-    let normalized: String = key
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
     const EXACT: [&str; 17] = [
         "authorization",
         "proxyauthorization",
@@ -281,14 +416,33 @@ pub fn is_sensitive_audit_key(key: &str) -> bool {
         "commandb64",
     ];
     const SUFFIXES: [&str; 5] = ["password", "token", "apikey", "secret", "privatekey"];
-    EXACT.contains(&normalized.as_str()) || SUFFIXES.iter().any(|s| normalized.ends_with(s))
+    // The normalized form's last TAIL bytes (enough for every name and suffix), filled from
+    // the end, and its total length; no allocation.
+    const TAIL: usize = 24;
+    let mut tail = [0u8; TAIL];
+    let mut total = 0usize;
+    for b in key.bytes().rev() {
+        if b.is_ascii_alphanumeric() {
+            if total < TAIL {
+                tail[TAIL - 1 - total] = b.to_ascii_lowercase();
+            }
+            total += 1;
+        }
+    }
+    let kept = &tail[TAIL - total.min(TAIL)..];
+    (total <= TAIL && EXACT.iter().any(|e| e.as_bytes() == kept))
+        || SUFFIXES.iter().any(|s| kept.ends_with(s.as_bytes()))
 }
 
-/// A list item that is a credential flag whose value is the next item (an argv).
-static CREDENTIAL_FLAG_ITEM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^--(?:password|api-key|auth-token|access-token|token|secret)$")
-        .expect("credential flag pattern compiles")
-});
+/// Whether a list item is a lone credential flag whose value is the next item (an argv):
+/// exactly `--password`, `--api-key`, `--auth-token`, `--access-token`, `--token` or
+/// `--secret`.
+fn is_credential_flag_item(s: &str) -> bool {
+    matches!(
+        s,
+        "--password" | "--api-key" | "--auth-token" | "--access-token" | "--token" | "--secret"
+    )
+}
 
 /// Redacts one value for the audit trail: strings through [`sanitize_command`], maps through
 /// [`redact_audit_map`] (so sensitive keys are masked at any depth), list items one by one;
@@ -296,31 +450,42 @@ static CREDENTIAL_FLAG_ITEM: LazyLock<Regex> = LazyLock::new(|| {
 /// credential flag (`--password`, `--token`, `--api-key`, `--auth-token`, `--access-token`,
 /// `--secret`) becomes `"[REDACTED]"` too, since the per-string rules cannot see across items.
 pub fn redact_audit_value(value: &Value) -> Value {
+    let mut out = value.clone();
+    redact_audit_value_in_place(&mut out);
+    out
+}
+
+/// [`redact_audit_value`] in place: only the strings that change are replaced.
+pub fn redact_audit_value_in_place(value: &mut Value) {
     match value {
-        Value::String(s) => Value::String(sanitize_command(s).into_owned()),
-        Value::Object(m) => Value::Object(redact_audit_map(m)),
+        Value::String(s) => {
+            if let Cow::Owned(r) = sanitize_command(s) {
+                *s = r;
+            }
+        }
+        Value::Object(m) => redact_audit_map_in_place(m),
         Value::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
             let mut mask_next = false;
-            for item in items {
+            for item in items.iter_mut() {
                 match item {
-                    Value::String(_) if mask_next => {
-                        out.push(Value::String(REDACTED.to_string()));
+                    Value::String(s) if mask_next => {
+                        *s = REDACTED.to_string();
                         mask_next = false;
                     }
                     Value::String(s) => {
-                        mask_next = CREDENTIAL_FLAG_ITEM.is_match(s);
-                        out.push(redact_audit_value(item));
+                        mask_next = is_credential_flag_item(s);
+                        if let Cow::Owned(r) = sanitize_command(s) {
+                            *s = r;
+                        }
                     }
                     _ => {
                         mask_next = false;
-                        out.push(redact_audit_value(item));
+                        redact_audit_value_in_place(item);
                     }
                 }
             }
-            Value::Array(out)
         }
-        other => other.clone(),
+        _ => {}
     }
 }
 
@@ -328,16 +493,20 @@ pub fn redact_audit_value(value: &Value) -> Value {
 /// ([`is_sensitive_audit_key`]) become `"[REDACTED]"`, everything else goes through
 /// [`redact_audit_value`]. The input is not modified.
 pub fn redact_audit_map(map: &Map<String, Value>) -> Map<String, Value> {
-    map.iter()
-        .map(|(k, v)| {
-            let v = if is_sensitive_audit_key(k) {
-                Value::String(REDACTED.to_string())
-            } else {
-                redact_audit_value(v)
-            };
-            (k.clone(), v)
-        })
-        .collect()
+    let mut out = map.clone();
+    redact_audit_map_in_place(&mut out);
+    out
+}
+
+/// [`redact_audit_map`] in place (the audit writer's path: no copy of the unchanged parts).
+pub fn redact_audit_map_in_place(map: &mut Map<String, Value>) {
+    for (k, v) in map.iter_mut() {
+        if is_sensitive_audit_key(k) {
+            *v = Value::String(REDACTED.to_string());
+        } else {
+            redact_audit_value_in_place(v);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -607,6 +776,46 @@ mod tests {
     }
 
     #[test]
+    fn ordinary_commands_skip_every_regex() {
+        for cmd in [
+            "git status",
+            "git log -1 --format=%H",
+            "ls -la /tmp",
+            "mkdir -p /tmp/x",
+            "cargo test -p rampart-engine",
+            "/usr/bin/git",
+            "/tmp",
+            "",
+        ] {
+            let mask = audit_rule_mask(cmd);
+            // `-p rampart` has `-pr`-free spacing; `-p ` never triggers rule 2
+            assert_eq!(mask, 0, "{cmd}: {mask:#b}");
+        }
+        // a trigger enables only its own rules
+        assert_eq!(audit_rule_mask("echo AKIA"), 1 << 13);
+        assert_eq!(
+            audit_rule_mask("x --token"),
+            (1 << 15) | (1 << 16) | (1 << 17)
+        );
+        // non-ASCII text always runs the case-insensitive rules
+        assert_eq!(audit_rule_mask("ls é"), (1 << 15) | (1 << 17));
+    }
+
+    #[test]
+    fn prefilter_sees_unicode_case_folding() {
+        // `(?i)` matches the long s and the Kelvin sign; the prefilter must not skip them.
+        for cmd in [
+            "x \u{17f}ecret=abc",
+            "x to\u{212a}en=abc",
+            "pa\u{17f}\u{17f}word: 'p w'",
+            "\u{17f}ECRET=QWxhZGRpbjpvcGVuIHNlc2FtZQQWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+        ] {
+            assert_ne!(sanitize_command_unfiltered(cmd), cmd, "{cmd}");
+            assert_eq!(sanitize_command(cmd), sanitize_command_unfiltered(cmd));
+        }
+    }
+
+    #[test]
     fn sensitive_keys() {
         for k in [
             "password",
@@ -665,5 +874,109 @@ mod tests {
                 "none": null,
             })
         );
+    }
+
+    mod prefilter_properties {
+        use super::super::{sanitize_command, sanitize_command_unfiltered};
+        use proptest::prelude::*;
+
+        /// Pieces that assemble into near-misses and hits of every rule.
+        fn fragment() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    "Authorization:",
+                    "authorization:",
+                    "AUTHORIZATION: ",
+                    " Bearer ",
+                    " Basic ",
+                    "Bearer",
+                    "'",
+                    "\"",
+                    " ",
+                    "  ",
+                    "\t",
+                    "\n",
+                    "-p",
+                    "-P",
+                    "-p'",
+                    "-p\"",
+                    "-px",
+                    "--password",
+                    "--PASSWORD",
+                    "--password=",
+                    "=",
+                    ":",
+                    ": ",
+                    "ghp_",
+                    "gho_",
+                    "ghs_",
+                    "xoxb-",
+                    "xoxp-",
+                    "sk-",
+                    "SK-",
+                    "AKIA",
+                    "akia",
+                    "api_key",
+                    "APIKEY",
+                    "apikey",
+                    "api",
+                    "_key",
+                    "auth_token",
+                    "access_token",
+                    "auth",
+                    "_to",
+                    "ken",
+                    "token",
+                    "TOKEN",
+                    "ToKeN",
+                    "secret",
+                    "Secret",
+                    "password",
+                    "PassWord",
+                    "--token",
+                    "--secret",
+                    "--api-key",
+                    "--auth-token",
+                    "--access-token",
+                    "--",
+                    "\u{17f}ecret",
+                    "\u{212a}ey",
+                    "to\u{212a}en",
+                    "pa\u{17f}\u{17f}word",
+                    "é",
+                    "[REDACTED]",
+                    "ABCDEFGHIJKLMNOP",
+                    "0123456789",
+                    "==",
+                ])
+                .prop_map(str::to_string),
+                "[A-Za-z0-9]{1,45}",
+                "[A-Za-z0-9+/]{38,44}",
+                "[ -~]{0,6}",
+                any::<char>().prop_map(String::from),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn prefiltered_equals_unfiltered_on_assembled_text(
+                parts in prop::collection::vec(fragment(), 0..14)
+            ) {
+                let text = parts.concat();
+                prop_assert_eq!(sanitize_command(&text), sanitize_command_unfiltered(&text));
+            }
+
+            #[test]
+            fn prefiltered_equals_unfiltered_on_arbitrary_strings(text in any::<String>()) {
+                prop_assert_eq!(sanitize_command(&text), sanitize_command_unfiltered(&text));
+            }
+
+            #[test]
+            fn prefiltered_equals_unfiltered_on_printable_ascii(text in "[ -~]{0,120}") {
+                prop_assert_eq!(sanitize_command(&text), sanitize_command_unfiltered(&text));
+            }
+        }
     }
 }

@@ -55,8 +55,128 @@ fn write_value(value: &Value, out: &mut String) {
     }
 }
 
-fn write_string(s: &str, out: &mut String) {
+/// Largest integer magnitude written exactly by both the integer and the double model
+/// (2^53): up to here an integer's JCS form is its decimal digits and parses back to the same
+/// `serde_json` number.
+pub(crate) const MAX_EXACT_INT: u64 = 1 << 53;
+
+/// Writes `value` as JCS when it is "plain": every number an integer of magnitude at most
+/// 2^53, so the text parses back to an identical `Value` (a float or a larger integer would
+/// come back as a different number variant or a rounded value). Returns `false`, with `out`
+/// partially written, otherwise.
+pub(crate) fn write_plain_value(value: &Value, out: &mut String) -> bool {
+    match value {
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                if u > MAX_EXACT_INT {
+                    return false;
+                }
+                write_int(u as i128, out);
+            } else if let Some(i) = n.as_i64() {
+                if i.unsigned_abs() > MAX_EXACT_INT {
+                    return false;
+                }
+                write_int(i as i128, out);
+            } else {
+                return false;
+            }
+            true
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if !write_plain_value(item, out) {
+                    return false;
+                }
+            }
+            out.push(']');
+            true
+        }
+        Value::Object(map) => write_plain_object(map, out),
+        other => {
+            write_value(other, out);
+            true
+        }
+    }
+}
+
+/// [`write_plain_value`] for an object.
+pub(crate) fn write_plain_object(map: &serde_json::Map<String, Value>, out: &mut String) -> bool {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    if !entries.iter().all(|(k, _)| k.is_ascii()) {
+        // UTF-16 order differs from byte order only outside ASCII
+        entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+    } else {
+        entries.sort_unstable_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+    }
+    out.push('{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(k, out);
+        out.push(':');
+        if !write_plain_value(v, out) {
+            return false;
+        }
+    }
+    out.push('}');
+    true
+}
+
+/// The JCS serialization of an object whose members named in `holes` (string values) are
+/// written as `""`; returns, per hole, the byte offset just inside its quotes (`None` when the
+/// object has no such member or its value is not a string, which is then written as is).
+pub(crate) fn object_with_holes(
+    map: &serde_json::Map<String, Value>,
+    holes: &[&str],
+) -> (String, Vec<Option<usize>>) {
+    let mut at = vec![None; holes.len()];
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+    let mut out = String::with_capacity(640);
+    out.push('{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(k, &mut out);
+        out.push(':');
+        match holes.iter().position(|h| h == k) {
+            Some(h) if v.is_string() => {
+                out.push('"');
+                at[h] = Some(out.len());
+                out.push('"');
+            }
+            _ => write_value(v, &mut out),
+        }
+    }
+    out.push('}');
+    (out, at)
+}
+
+/// An integer of magnitude ≤ 2^53 in JCS form (its decimal digits, `0` for zero).
+pub(crate) fn write_int(n: i128, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{n}");
+}
+
+/// A JSON string in JCS form (with its quotes).
+pub(crate) fn write_string(s: &str, out: &mut String) {
     out.push('"');
+    write_string_body(s, out);
+    out.push('"');
+}
+
+/// The escaped content of a JCS string, without the quotes.
+pub(crate) fn write_string_body(s: &str, out: &mut String) {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        return;
+    }
     let mut start = 0;
     for (i, c) in s.char_indices() {
         let esc: Option<&str> = match c {
@@ -80,7 +200,6 @@ fn write_string(s: &str, out: &mut String) {
         }
     }
     out.push_str(&s[start..]);
-    out.push('"');
 }
 
 /// ECMAScript `Number::toString(x)` for a finite double (ECMA-262 §6.1.6.1.20), which is

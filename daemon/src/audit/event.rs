@@ -3,12 +3,15 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rampart_engine::redact::{redact_audit_map, sanitize_command};
+use rampart_engine::redact::{redact_audit_map_in_place, sanitize_command};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::canonical::to_canonical_string;
+use super::canonical::{
+    MAX_EXACT_INT, object_with_holes, to_canonical_string, write_int, write_plain_object,
+    write_string,
+};
 
 /// `schema_version` of the events this writer produces.
 pub const SCHEMA_VERSION: &str = "rampart.audit.v1";
@@ -191,8 +194,8 @@ pub(crate) fn sha256_tag(bytes: &[u8]) -> String {
 /// values, recursively), `decision.message` and `decision.suggestions`. Agent, session and
 /// tool are not touched.
 pub fn redact_event(event: &mut Event) {
-    event.request = redact_audit_map(&event.request);
-    event.approval_owner = redact_audit_map(&event.approval_owner);
+    redact_audit_map_in_place(&mut event.request);
+    redact_audit_map_in_place(&mut event.approval_owner);
     if let std::borrow::Cow::Owned(m) = sanitize_command(&event.decision.message) {
         event.decision.message = m;
     }
@@ -204,19 +207,199 @@ pub fn redact_event(event: &mut Event) {
 }
 
 /// The writer's defaults (spec §13.4): schema version, a new ULID, the timestamp and host.
+/// (The writer fills the timestamp itself, when the record joins the chain.)
+#[cfg(test)]
 pub(crate) fn fill_defaults(event: &mut Event, now: DateTime<Utc>, host: &Host) {
+    fill_identity_defaults(event, host);
+    if event.timestamp.is_empty() {
+        event.timestamp = format_timestamp(now);
+    }
+}
+
+/// The defaults that do not depend on the chain's clock: schema version, a new ULID and
+/// host (the timestamp is the writer's, taken when the record joins the chain).
+pub(crate) fn fill_identity_defaults(event: &mut Event, host: &Host) {
     if event.schema_version.is_empty() {
         event.schema_version = SCHEMA_VERSION.to_string();
     }
     if event.id.is_empty() {
         event.id = ulid::Ulid::generate().to_string();
     }
-    if event.timestamp.is_empty() {
-        event.timestamp = format_timestamp(now);
-    }
     if event.host.is_none() {
         event.host = Some(host.clone());
     }
+}
+
+/// Byte offsets of the values the writer fills into a [`plain_canonical`] text: each points
+/// just after the opening quote of an empty string (`""`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Holes {
+    pub hash: usize,
+    pub prev_hash: usize,
+    /// `None` when the event brought its own timestamp (written in the text).
+    pub timestamp: Option<usize>,
+}
+
+/// The JCS serialization of `ev` (exactly `to_canonical_string(&ev.to_value())`) with
+/// `hash`, `prev_hash` and, when `timestamp_hole`, `timestamp` written as empty strings whose
+/// positions are returned, so the writer can complete and hash the line without serializing
+/// again. `None` when the event is not "plain" (a float or an integer beyond 2^53 anywhere,
+/// or `compacted_fields` set): those take the general path, whose write → parse fixed point
+/// may change numbers.
+pub(crate) fn plain_canonical(ev: &Event, timestamp_hole: bool) -> Option<(String, Holes)> {
+    fn key(out: &mut String, k: &str) {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(k);
+        out.push_str("\":");
+    }
+    fn uint(out: &mut String, n: u64) -> Option<()> {
+        (n <= MAX_EXACT_INT).then(|| write_int(n as i128, out))
+    }
+    fn strings(out: &mut String, items: &[String]) {
+        out.push('[');
+        for (i, s) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_string(s, out);
+        }
+        out.push(']');
+    }
+    if !ev.compacted_fields.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(640);
+    out.push('{');
+    // Top-level keys in JCS (byte = UTF-16 for ASCII) order; optional ones as serde skips them.
+    key(&mut out, "agent");
+    write_string(&ev.agent, &mut out);
+    if !ev.approval_owner.is_empty() {
+        key(&mut out, "approval_owner");
+        if !write_plain_object(&ev.approval_owner, &mut out) {
+            return None;
+        }
+    }
+    key(&mut out, "decision");
+    {
+        let d = &ev.decision;
+        out.push_str("{\"action\":");
+        write_string(&d.action, &mut out);
+        out.push_str(",\"evaluation_time_us\":");
+        uint(&mut out, d.evaluation_time_us)?;
+        if !d.matched_policies.is_empty() {
+            out.push_str(",\"matched_policies\":");
+            strings(&mut out, &d.matched_policies);
+        }
+        if !d.message.is_empty() {
+            out.push_str(",\"message\":");
+            write_string(&d.message, &mut out);
+        }
+        if !d.suggestions.is_empty() {
+            out.push_str(",\"suggestions\":");
+            strings(&mut out, &d.suggestions);
+        }
+        out.push('}');
+    }
+    key(&mut out, "hash");
+    out.push('"');
+    let hash = out.len();
+    out.push('"');
+    if let Some(h) = &ev.host {
+        key(&mut out, "host");
+        out.push_str("{\"arch\":");
+        write_string(&h.arch, &mut out);
+        out.push_str(",\"hostname\":");
+        write_string(&h.hostname, &mut out);
+        out.push_str(",\"os\":");
+        write_string(&h.os, &mut out);
+        out.push('}');
+    }
+    key(&mut out, "id");
+    write_string(&ev.id, &mut out);
+    key(&mut out, "prev_hash");
+    out.push('"');
+    let prev_hash = out.len();
+    out.push('"');
+    key(&mut out, "request");
+    if !write_plain_object(&ev.request, &mut out) {
+        return None;
+    }
+    if let Some(r) = &ev.response {
+        key(&mut out, "response");
+        out.push_str("{\"duration_ms\":");
+        uint(&mut out, r.duration_ms)?;
+        if let Some(code) = r.exit_code {
+            if code.unsigned_abs() > MAX_EXACT_INT {
+                return None;
+            }
+            out.push_str(",\"exit_code\":");
+            write_int(code as i128, &mut out);
+        }
+        if !r.flags.is_empty() {
+            out.push_str(",\"flags\":");
+            strings(&mut out, &r.flags);
+        }
+        out.push('}');
+    }
+    if !ev.run_id.is_empty() {
+        key(&mut out, "run_id");
+        write_string(&ev.run_id, &mut out);
+    }
+    if !ev.schema_version.is_empty() {
+        key(&mut out, "schema_version");
+        write_string(&ev.schema_version, &mut out);
+    }
+    key(&mut out, "session");
+    write_string(&ev.session, &mut out);
+    key(&mut out, "timestamp");
+    let timestamp = if timestamp_hole {
+        out.push('"');
+        let at = out.len();
+        out.push('"');
+        Some(at)
+    } else {
+        write_string(&ev.timestamp, &mut out);
+        None
+    };
+    key(&mut out, "tool");
+    write_string(&ev.tool, &mut out);
+    if !ev.tool_call_id.is_empty() {
+        key(&mut out, "tool_call_id");
+        write_string(&ev.tool_call_id, &mut out);
+    }
+    out.push('}');
+    Some((
+        out,
+        Holes {
+            hash,
+            prev_hash,
+            timestamp,
+        },
+    ))
+}
+
+/// The general counterpart of [`plain_canonical`] for an event `v` (its JSON value, with
+/// `hash` and `prev_hash` empty, and `timestamp` empty when `timestamp_hole`) that is already a
+/// fixed point of write → parse: its JCS text with the same holes.
+pub(crate) fn canonical_with_holes(v: &Value, timestamp_hole: bool) -> Option<(String, Holes)> {
+    let map = v.as_object()?;
+    let names: &[&str] = if timestamp_hole {
+        &["hash", "prev_hash", "timestamp"]
+    } else {
+        &["hash", "prev_hash"]
+    };
+    let (text, at) = object_with_holes(map, names);
+    Some((
+        text,
+        Holes {
+            hash: at[0]?,
+            prev_hash: at[1]?,
+            timestamp: if timestamp_hole { Some(at[2]?) } else { None },
+        },
+    ))
 }
 
 /// RFC 3339, UTC, nanoseconds: `2026-02-12T10:00:00.123456789Z`.

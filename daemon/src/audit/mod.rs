@@ -2,8 +2,9 @@
 //!
 //! - [`AuditLog`] appends events: redaction (§13.6), writer defaults, compaction (§13.2),
 //!   the hash chain (§13.5), daily and size rotation with continuation headers (§13.1),
-//!   the checkpoint `.audit-chain-state.json`, anchors every 100 events (§13.3), an fsync per
-//!   record and a cross-process lock.
+//!   the checkpoint `.audit-chain-state.json`, anchors every 100 events (§13.3) and a
+//!   cross-process lock. Records are group-committed by a writer thread: every record is
+//!   written and fsynced before its `append` returns, one `write` + `fdatasync` per batch.
 //! - [`verify()`] walks the chain and names the first broken link (§13.7).
 //! - [`tail`], [`read_events_from`] and [`query_events`] read it back (`rampart audit tail`,
 //!   `GET /v1/audit/events`, §13.8).

@@ -3,18 +3,20 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::canonical::to_canonical_string;
+use sha2::{Digest, Sha256};
+
+use super::canonical::{to_canonical_string, write_string_body};
 use super::event::{
-    ContinuationHeader, Event, FieldCompaction, Host, compute_hash, fill_defaults,
-    format_timestamp, redact_event, sha256_tag,
+    ContinuationHeader, Event, FieldCompaction, Holes, Host, canonical_with_holes, compute_hash,
+    fill_identity_defaults, format_timestamp, plain_canonical, redact_event, sha256_tag,
 };
 use super::{
     ANCHOR_FILE, CHECKPOINT_FILE, LOCK_FILE, chain_file_name, chain_files, parse_chain_file_name,
@@ -50,6 +52,12 @@ pub struct AuditOptions {
     pub clock: Option<Clock>,
     /// Replaces the detected host for the `host` default.
     pub host: Option<Host>,
+    /// This process is the only writer of the directory for the log's lifetime (as
+    /// `rampart serve` is, holding `$RAMPART_HOME/serve.lock`): the writer trusts its own view
+    /// of the chain's end instead of re-reading the checkpoint before every batch (it still
+    /// checks its file's size, and still takes the directory lock per batch so readers get
+    /// consistent snapshots). Default false: several writers may share the directory.
+    pub exclusive: bool,
 }
 
 impl Default for AuditOptions {
@@ -60,6 +68,7 @@ impl Default for AuditOptions {
             max_record_bytes: MAX_RECORD_BYTES,
             clock: None,
             host: None,
+            exclusive: false,
         }
     }
 }
@@ -72,6 +81,7 @@ impl std::fmt::Debug for AuditOptions {
             .field("max_record_bytes", &self.max_record_bytes)
             .field("clock", &self.clock.as_ref().map(|_| "custom"))
             .field("host", &self.host)
+            .field("exclusive", &self.exclusive)
             .finish()
     }
 }
@@ -108,24 +118,125 @@ pub(crate) struct Anchor {
     pub file: String,
 }
 
-/// The audit trail writer. Cheap to share (`Send + Sync`); appends are serialized by an
-/// internal mutex and, across processes, by an `flock` on the lock file.
+/// The audit trail writer. Cheap to share (`Send + Sync`).
+///
+/// Appends are committed in groups by a dedicated writer thread:
+///
+/// - the caller (any thread or task) redacts the event, fills its defaults and serializes it
+///   once, with holes for `hash`, `prev_hash` and `timestamp` (in parallel across callers);
+/// - the writer thread drains everything queued, takes the cross-process `flock` once,
+///   timestamps and chains the records in order (the only serial work: a SHA-256 per
+///   record), appends them with one `write` and one `fdatasync`, and only then answers every
+///   caller of the batch; the checkpoint (a hint) and the anchor are updated after the
+///   answers, still under the lock.
+///
+/// [`append`](Self::append) blocks until its record is durable; [`append_async`](Self::append_async)
+/// awaits the same without blocking a runtime worker. An error means the event is not in the
+/// chain.
 ///
 /// `open` resumes the chain from the checkpoint (or from the files when the checkpoint is
 /// missing or stale); it does not verify the whole chain: `rampart serve` runs
 /// [`verify`](super::verify()) first and refuses to start on a broken chain.
 pub struct AuditLog {
     dir: PathBuf,
-    opts: AuditOptions,
     host: Host,
-    lock: File,
-    inner: Mutex<Inner>,
+    max_record_bytes: usize,
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-struct Inner {
-    /// Open for append on `st.current_file`.
-    file: Option<File>,
-    st: ChainState,
+/// What callers and the writer thread share.
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Signalled when work arrives for an idle writer, and at close.
+    wake: Condvar,
+    /// The end of the chain as of the writer's last batch.
+    view: Mutex<ChainState>,
+    /// Group commits so far.
+    batches: std::sync::atomic::AtomicU64,
+    /// Records committed by this writer so far.
+    records: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    /// The writer waits for work: a submitter must signal `wake`.
+    idle: bool,
+    /// No more jobs: the writer finishes the queue and exits.
+    closed: bool,
+    /// The writer thread is gone (closed, or it panicked).
+    dead: bool,
+}
+
+// Jobs are moved once into the queue; boxing the common variant would cost an allocation
+// per record to save a copy.
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    Append(Prepared, Reply),
+    /// Answered once every job queued before it is committed (or failed).
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// A record as its caller prepared it.
+#[allow(clippy::large_enum_variant)] // as for `Job`; `Raw` is the rare one
+enum Prepared {
+    /// Serialized once, with holes; small enough that it cannot need compaction (the writer
+    /// confirms with the real lengths).
+    Ready(Serialized),
+    /// Redacted, defaults filled (except a missing timestamp); takes the general path on the
+    /// writer: compaction (it may exceed the record limit), then the write → parse fixed point.
+    Raw(Box<Event>),
+}
+
+/// The caller's serialization of a record.
+struct Serialized {
+    /// The event as it will be stored, without `prev_hash`, `hash` and (when it is a hole)
+    /// `timestamp`.
+    event: Event,
+    /// Its JCS text with those values empty.
+    text: String,
+    holes: Holes,
+    /// Length of the JCS text before the write → parse fixed point (what compaction
+    /// measures); `text.len()` for plain events.
+    pre_len: usize,
+    /// The event before the fixed point, when that changed it: the general path's input if
+    /// the writer finds the record too long after all.
+    original: Option<Box<Event>>,
+}
+
+/// Where a record's outcome goes.
+enum Reply {
+    Async(tokio::sync::oneshot::Sender<io::Result<Event>>),
+    Blocking(std::sync::mpsc::SyncSender<io::Result<Event>>),
+}
+
+impl Reply {
+    fn send(self, r: io::Result<Event>) {
+        // A caller that went away (a cancelled request) no longer needs the answer; its record
+        // is in the chain all the same.
+        match self {
+            Reply::Async(tx) => {
+                let _ = tx.send(r);
+            }
+            Reply::Blocking(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
+
+/// An `io::Error` for each of several callers (the type is not `Clone`).
+fn copy_err(e: &io::Error) -> io::Error {
+    io::Error::new(e.kind(), e.to_string())
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("the audit writer has stopped")
+}
+
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Holds an `flock` until dropped.
@@ -176,7 +287,7 @@ impl AuditLog {
         Self::open_with(dir, AuditOptions::default())
     }
 
-    /// Opens the audit directory with explicit options.
+    /// Opens the audit directory with explicit options and starts the writer thread.
     pub fn open_with(dir: impl AsRef<Path>, opts: AuditOptions) -> io::Result<AuditLog> {
         let dir = dir.as_ref().to_path_buf();
         crate::home::ensure_private_dir(&dir)?;
@@ -188,25 +299,47 @@ impl AuditLog {
             .mode(0o600)
             .open(dir.join(LOCK_FILE))?;
         let host = opts.host.clone().unwrap_or_else(Host::local);
-        let log = AuditLog {
-            dir,
+        let max_record_bytes = opts.max_record_bytes;
+        let mut chain = Chain {
+            dir: dir.clone(),
             opts,
-            host,
-            lock,
-            inner: Mutex::new(Inner {
-                file: None,
-                st: ChainState {
-                    version: 1,
-                    ..ChainState::default()
-                },
-            }),
+            file: None,
+            st: ChainState {
+                version: 1,
+                ..ChainState::default()
+            },
+            dirty: false,
+            spare: Vec::new(),
+            spare_pending: Vec::new(),
+            checkpoint: None,
         };
         {
-            let mut inner = log.lock_inner()?;
-            let _flock = FlockGuard::lock(&log.lock)?;
-            log.sync_state(&mut inner)?;
+            let _flock = FlockGuard::lock(&lock)?;
+            chain.sync_state()?;
         }
-        Ok(log)
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            view: Mutex::new(chain.st.clone()),
+            batches: std::sync::atomic::AtomicU64::new(0),
+            records: std::sync::atomic::AtomicU64::new(0),
+        });
+        let writer = Writer {
+            lock,
+            chain,
+            shared: shared.clone(),
+            results: Vec::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("rampart-audit".into())
+            .spawn(move || writer.run())?;
+        Ok(AuditLog {
+            dir,
+            host,
+            max_record_bytes,
+            shared,
+            thread: Some(thread),
+        })
     }
 
     /// The audit directory.
@@ -214,32 +347,352 @@ impl AuditLog {
         &self.dir
     }
 
-    /// Events in the chain (as of this writer's last look).
+    /// Events in the chain (as of this writer's last batch).
     pub fn event_count(&self) -> u64 {
-        self.lock_inner().map(|i| i.st.event_count).unwrap_or(0)
+        lock_ignoring_poison(&self.shared.view).event_count
     }
 
     /// The hash of the chain's last event (`""` when empty).
     pub fn last_hash(&self) -> String {
-        self.lock_inner()
-            .map(|i| i.st.last_hash.clone())
-            .unwrap_or_default()
+        lock_ignoring_poison(&self.shared.view).last_hash.clone()
     }
 
     /// The file the next event goes to unless it rotates (`None` before the first event).
     pub fn current_file(&self) -> Option<String> {
-        self.lock_inner()
-            .ok()
-            .map(|i| i.st.current_file.clone())
-            .filter(|f| !f.is_empty())
+        Some(lock_ignoring_poison(&self.shared.view).current_file.clone()).filter(|f| !f.is_empty())
     }
 
-    fn lock_inner(&self) -> io::Result<std::sync::MutexGuard<'_, Inner>> {
-        self.inner
-            .lock()
-            .map_err(|_| io::Error::other("audit writer lock poisoned"))
+    /// Appends one event and waits until it is durable: redaction, defaults, compaction,
+    /// hash, rotation, write + fsync (shared with the other records of its batch); then the
+    /// checkpoint and (every 100th event) the anchor. Returns the event exactly as stored (id,
+    /// timestamp, host, `prev_hash` and `hash` filled in). An error means the event is not
+    /// in the chain.
+    ///
+    /// Blocks the calling thread; async code uses [`append_async`](Self::append_async).
+    pub fn append(&self, event: Event) -> io::Result<Event> {
+        let prepared = self.prepare(event);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(Job::Append(prepared, Reply::Blocking(tx)))?;
+        rx.recv().map_err(|_| stopped())?
     }
 
+    /// [`append`](Self::append) for async callers: the preparation runs on the caller, the
+    /// wait for the group commit does not block a runtime worker. Dropping the future does
+    /// not withdraw the record.
+    pub async fn append_async(&self, event: Event) -> io::Result<Event> {
+        let prepared = self.prepare(event);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(Job::Append(prepared, Reply::Async(tx)))?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Waits until every record submitted before this call is committed (or failed), the
+    /// checkpoint and anchor included.
+    pub fn flush(&self) -> io::Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(Job::Flush(tx))?;
+        rx.recv().map_err(|_| stopped())
+    }
+
+    /// Group commits (one `write` + one `fdatasync` each, more when a batch rotates) so far.
+    pub fn batches(&self) -> u64 {
+        self.shared
+            .batches
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records this writer committed so far.
+    pub fn records(&self) -> u64 {
+        self.shared
+            .records
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The caller's share of an append: everything that does not depend on the chain's end
+    /// (redaction, defaults, serialization, the size check and the number normalization).
+    fn prepare(&self, mut ev: Event) -> Prepared {
+        redact_event(&mut ev);
+        fill_identity_defaults(&mut ev, &self.host);
+        ev.prev_hash.clear();
+        ev.hash.clear();
+        let timestamp_hole = ev.timestamp.is_empty();
+        // The line adds the hash, the previous hash (71 bytes in any chain this writer made)
+        // and maybe a 30-byte timestamp. Below this, no compaction step can apply.
+        let fits = |len: usize| len + HASH_LEN + HASH_LEN + TIMESTAMP_LEN <= self.max_record_bytes;
+        match plain_canonical(&ev, timestamp_hole) {
+            Some((text, holes)) if fits(text.len()) => Prepared::Ready(Serialized {
+                pre_len: text.len(),
+                event: ev,
+                text,
+                holes,
+                original: None,
+            }),
+            Some(_) => Prepared::Raw(Box::new(ev)),
+            None => match normalize(&ev, timestamp_hole) {
+                Some(s) if fits(s.pre_len) && fits(s.text.len()) => Prepared::Ready(Serialized {
+                    original: Some(Box::new(ev)),
+                    ..s
+                }),
+                _ => Prepared::Raw(Box::new(ev)),
+            },
+        }
+    }
+
+    fn submit(&self, job: Job) -> io::Result<()> {
+        let mut q = lock_ignoring_poison(&self.shared.queue);
+        if q.dead || q.closed {
+            return Err(stopped());
+        }
+        q.jobs.push(job);
+        if q.idle {
+            q.idle = false;
+            drop(q);
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AuditLog {
+    /// Lets the writer finish the queue, then joins it.
+    fn drop(&mut self) {
+        lock_ignoring_poison(&self.shared.queue).closed = true;
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `"sha256:" + 64 hex digits`.
+const HASH_LEN: usize = 71;
+/// A segment buffer up to this size is kept for the next batch.
+const MAX_SPARE_BUFFER: usize = 4 << 20;
+/// An exclusive writer reopens the checkpoint after this many in-place rewrites.
+const CHECKPOINT_REOPEN: u32 = 256;
+/// `format_timestamp` of any date in years 1000–9999.
+const TIMESTAMP_LEN: usize = 30;
+
+/// The writer thread: the lock file and the chain's end.
+struct Writer {
+    lock: File,
+    chain: Chain,
+    shared: Arc<Shared>,
+    /// Outcomes of the current batch (kept, empty, between batches: no per-batch allocation).
+    results: Vec<(Reply, io::Result<Event>)>,
+}
+
+/// Marks the writer dead when its thread ends, even by a panic, and fails what is queued.
+struct DeadOnExit(Arc<Shared>);
+
+impl Drop for DeadOnExit {
+    fn drop(&mut self) {
+        let jobs = {
+            let mut q = lock_ignoring_poison(&self.0.queue);
+            q.dead = true;
+            std::mem::take(&mut q.jobs)
+        };
+        // Dropping the replies tells their callers the writer stopped.
+        drop(jobs);
+    }
+}
+
+impl Writer {
+    fn run(mut self) {
+        let _dead = DeadOnExit(self.shared.clone());
+        // Swapped with the queue's vector: both keep their capacity from batch to batch.
+        let mut jobs: Vec<Job> = Vec::new();
+        loop {
+            {
+                let mut q = lock_ignoring_poison(&self.shared.queue);
+                while q.jobs.is_empty() && !q.closed {
+                    q.idle = true;
+                    q = self
+                        .shared
+                        .wake
+                        .wait(q)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                q.idle = false;
+                if q.jobs.is_empty() {
+                    return; // closed and drained
+                }
+                std::mem::swap(&mut q.jobs, &mut jobs);
+            }
+            self.batch(jobs.drain(..));
+        }
+    }
+
+    /// One group commit.
+    fn batch(&mut self, jobs: std::vec::Drain<'_, Job>) {
+        self.shared
+            .batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut flushes = Vec::new();
+        let flock = match FlockGuard::lock(&self.lock) {
+            Ok(g) => g,
+            Err(e) => {
+                fail_all(jobs, &e, &mut flushes);
+                answer(flushes);
+                return;
+            }
+        };
+        if let Err(e) = self.chain.catch_up() {
+            self.chain.dirty = true;
+            drop(flock);
+            fail_all(jobs, &e, &mut flushes);
+            answer(flushes);
+            return;
+        }
+        let mut results = std::mem::take(&mut self.results);
+        let anchor = self.chain.append_batch(jobs, &mut results, &mut flushes);
+        *lock_ignoring_poison(&self.shared.view) = self.chain.st.clone();
+        let committed = results.iter().filter(|(_, r)| r.is_ok()).count() as u64;
+        self.shared
+            .records
+            .fetch_add(committed, std::sync::atomic::Ordering::Relaxed);
+        // Durable: answer now; the checkpoint and anchor are hints and diagnostics.
+        for (reply, r) in results.drain(..) {
+            reply.send(r);
+        }
+        self.results = results;
+        if committed > 0 {
+            if let Err(e) = self.chain.write_hint() {
+                tracing::warn!(error = %e, "audit: could not update the chain checkpoint");
+            }
+            if let Some(a) = anchor
+                && let Err(e) = write_anchor(&self.chain.dir, &a)
+            {
+                tracing::warn!(error = %e, "audit: could not write the anchor");
+            }
+        }
+        drop(flock);
+        answer(flushes);
+    }
+}
+
+fn fail_all(
+    jobs: impl Iterator<Item = Job>,
+    e: &io::Error,
+    flushes: &mut Vec<std::sync::mpsc::SyncSender<()>>,
+) {
+    for job in jobs {
+        match job {
+            Job::Append(_, reply) => reply.send(Err(copy_err(e))),
+            Job::Flush(tx) => flushes.push(tx),
+        }
+    }
+}
+
+fn answer(flushes: Vec<std::sync::mpsc::SyncSender<()>>) {
+    for tx in flushes {
+        let _ = tx.send(());
+    }
+}
+
+/// The end of the chain as the writer thread tracks it.
+struct Chain {
+    dir: PathBuf,
+    opts: AuditOptions,
+    /// Open for append on `st.current_file`.
+    file: Option<File>,
+    st: ChainState,
+    /// A write failed: re-read the end of the chain from disk before the next batch.
+    dirty: bool,
+    /// The last segment's buffer and pending list, kept for the next one.
+    spare: Vec<u8>,
+    spare_pending: Vec<(Reply, Event)>,
+    /// The checkpoint, kept open by an exclusive writer.
+    checkpoint: Option<CheckpointFile>,
+}
+
+/// A record ready to be chained: its line's length is known before its hash.
+enum Staged {
+    Ready {
+        event: Event,
+        text: String,
+        holes: Holes,
+        /// The JCS-escaped previous hash.
+        prev: String,
+        timestamp: Option<String>,
+    },
+    Line {
+        stored: Event,
+        line: String,
+    },
+}
+
+impl Staged {
+    fn line_len(&self) -> usize {
+        match self {
+            Staged::Ready {
+                text,
+                prev,
+                timestamp,
+                ..
+            } => text.len() + HASH_LEN + prev.len() + timestamp.as_ref().map_or(0, String::len),
+            Staged::Line { line, .. } => line.len(),
+        }
+    }
+
+    /// Appends the line (and its newline) to `buf`; returns the stored event.
+    fn emit(self, prev_hash: &str, buf: &mut Vec<u8>) -> Event {
+        match self {
+            Staged::Line { stored, line } => {
+                buf.extend_from_slice(line.as_bytes());
+                buf.push(b'\n');
+                stored
+            }
+            Staged::Ready {
+                mut event,
+                text,
+                holes,
+                prev,
+                timestamp,
+            } => {
+                let t = text.as_bytes();
+                let ts = timestamp.as_deref().unwrap_or("").as_bytes();
+                let ts_at = holes.timestamp.unwrap_or(t.len());
+                // Spec §13.5: SHA-256(prev_hash || JCS(event with "hash":"")).
+                let mut h = Sha256::new();
+                h.update(prev_hash.as_bytes());
+                h.update(&t[..holes.prev_hash]);
+                h.update(prev.as_bytes());
+                h.update(&t[holes.prev_hash..ts_at]);
+                h.update(ts);
+                h.update(&t[ts_at..]);
+                let hash = format!("sha256:{}", hex::encode(h.finalize()));
+                buf.extend_from_slice(&t[..holes.hash]);
+                buf.extend_from_slice(hash.as_bytes());
+                buf.extend_from_slice(&t[holes.hash..holes.prev_hash]);
+                buf.extend_from_slice(prev.as_bytes());
+                buf.extend_from_slice(&t[holes.prev_hash..ts_at]);
+                buf.extend_from_slice(ts);
+                buf.extend_from_slice(&t[ts_at..]);
+                buf.push(b'\n');
+                event.prev_hash = prev_hash.to_string();
+                event.hash = hash;
+                if let Some(ts) = timestamp {
+                    event.timestamp = ts;
+                }
+                event
+            }
+        }
+    }
+}
+
+/// Records appended to one file within a batch, not yet written.
+struct Segment {
+    buf: Vec<u8>,
+    /// The file's size before the segment (for rolling a failed write back).
+    start_size: u64,
+    /// The chain state before the segment.
+    start_st: ChainState,
+    pending: Vec<(Reply, Event)>,
+    anchor: Option<Anchor>,
+}
+
+impl Chain {
     fn now(&self) -> DateTime<Utc> {
         match &self.opts.clock {
             Some(c) => c(),
@@ -247,108 +700,261 @@ impl AuditLog {
         }
     }
 
-    /// Appends one event: redaction, defaults, compaction, hash, rotation, write + fsync,
-    /// checkpoint and (every 100th event) anchor. Returns the event exactly as stored (id,
-    /// timestamp, host, `prev_hash` and `hash` filled in). An error means the event is not
-    /// in the chain.
-    pub fn append(&self, event: Event) -> io::Result<Event> {
-        let mut inner = self.lock_inner()?;
-        let _flock = FlockGuard::lock(&self.lock)?;
-        self.sync_state(&mut inner)?;
+    /// Before a batch, under the lock: make `st` describe the end of the chain on disk. A
+    /// shared directory re-reads the checkpoint (another writer may have appended); an
+    /// exclusive writer only checks its file's size, unless a failed write left it unsure.
+    fn catch_up(&mut self) -> io::Result<()> {
+        if self.opts.exclusive
+            && !self.dirty
+            && let Some(f) = &self.file
+            && f.metadata()?.len() == self.st.current_size
+        {
+            return Ok(());
+        }
+        self.sync_state()?;
+        self.dirty = false;
+        Ok(())
+    }
 
-        let now = self.now();
-        let mut ev = event;
-        redact_event(&mut ev);
-        fill_defaults(&mut ev, now, &self.host);
-        ev.prev_hash = inner.st.last_hash.clone();
+    /// Chains and writes the records of a batch, in order. Outcomes go to `results` (flush
+    /// requests to `flushes`); returns the anchor due, if any.
+    fn append_batch(
+        &mut self,
+        jobs: impl Iterator<Item = Job>,
+        results: &mut Vec<(Reply, io::Result<Event>)>,
+        flushes: &mut Vec<std::sync::mpsc::SyncSender<()>>,
+    ) -> Option<Anchor> {
+        let mut seg: Option<Segment> = None;
+        let mut anchor = None;
+        let mut failed: Option<io::Error> = None;
+        for job in jobs {
+            let (prepared, reply) = match job {
+                Job::Flush(tx) => {
+                    flushes.push(tx);
+                    continue;
+                }
+                Job::Append(p, r) => (p, r),
+            };
+            if let Some(e) = &failed {
+                results.push((reply, Err(copy_err(e))));
+                continue;
+            }
+            let now = self.now();
+            let staged = match self.stage(prepared, now) {
+                Ok(s) => s,
+                Err(e) => {
+                    results.push((reply, Err(e)));
+                    continue;
+                }
+            };
+            let (target, header_prev) =
+                match self.choose_target(now.date_naive(), staged.line_len()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        results.push((reply, Err(e)));
+                        continue;
+                    }
+                };
+            if seg.is_some() && target != self.st.current_file {
+                // Rotation within the batch: commit what goes to the previous file first.
+                match self.commit(seg.take().expect("checked"), results) {
+                    Ok(a) => anchor = a.or(anchor),
+                    Err(e) => {
+                        results.push((reply, Err(copy_err(&e))));
+                        failed = Some(e);
+                        continue;
+                    }
+                }
+            }
+            let s = match &mut seg {
+                Some(s) => s,
+                None => match self.begin_segment(&target) {
+                    Ok(s) => seg.insert(s),
+                    Err(e) => {
+                        results.push((reply, Err(e)));
+                        continue;
+                    }
+                },
+            };
+            if let Some(prev_file) = header_prev {
+                let header = ContinuationHeader {
+                    chain_continue: self.st.last_hash.clone(),
+                    prev_file,
+                };
+                let hv = serde_json::to_value(&header).expect("a header serializes");
+                s.buf.extend_from_slice(to_canonical_string(&hv).as_bytes());
+                s.buf.push(b'\n');
+            }
+            let line_start = s.start_size + s.buf.len() as u64;
+            let line_len = staged.line_len() as u64;
+            let stored = staged.emit(&self.st.last_hash, &mut s.buf);
+            let st = &mut self.st;
+            st.version = 1;
+            st.current_file = target.clone();
+            st.current_size = s.start_size + s.buf.len() as u64;
+            st.event_count += 1;
+            st.last_hash = stored.hash.clone();
+            st.last_event_file = target.clone();
+            st.last_event_start = line_start;
+            st.last_event_size = line_len + 1;
+            if st.event_count % ANCHOR_EVERY == 0 {
+                s.anchor = Some(Anchor {
+                    event_id: stored.id.clone(),
+                    hash: stored.hash.clone(),
+                    event_count: st.event_count,
+                    timestamp: format_timestamp(now),
+                    file: target,
+                });
+            }
+            s.pending.push((reply, stored));
+        }
+        if let Some(s) = seg
+            && let Ok(a) = self.commit(s, results)
+        {
+            anchor = a.or(anchor);
+        }
+        anchor
+    }
+
+    /// The writer's share of one record, now that the previous hash and the time are known.
+    fn stage(&self, prepared: Prepared, now: DateTime<Utc>) -> io::Result<Staged> {
+        let max = self.opts.max_record_bytes;
+        let mut ev = match prepared {
+            Prepared::Ready(s) => {
+                let mut prev = String::with_capacity(self.st.last_hash.len());
+                write_string_body(&self.st.last_hash, &mut prev);
+                let timestamp = s.holes.timestamp.map(|_| format_timestamp(now));
+                let extra = HASH_LEN + prev.len() + timestamp.as_ref().map_or(0, String::len);
+                // What `compact` measures first, and the final line: both must fit.
+                if s.pre_len + extra <= max && s.text.len() + extra <= max {
+                    return Ok(Staged::Ready {
+                        event: s.event,
+                        text: s.text,
+                        holes: s.holes,
+                        prev,
+                        timestamp,
+                    });
+                }
+                // Only with an unusually long previous hash: the general path decides.
+                match s.original {
+                    Some(original) => *original,
+                    None => s.event,
+                }
+            }
+            Prepared::Raw(ev) => *ev,
+        };
+        if ev.timestamp.is_empty() {
+            ev.timestamp = format_timestamp(now);
+        }
+        ev.prev_hash = self.st.last_hash.clone();
         ev.hash = String::new();
-        compact(&mut ev, self.opts.max_record_bytes)?;
+        compact(&mut ev, max)?;
         let (stored, line) = finalize(ev)?;
-        if line.len() > self.opts.max_record_bytes {
+        if line.len() > max {
             return Err(invalid(format!(
                 "audit record of {} bytes exceeds the {} byte limit even after compaction",
                 line.len(),
-                self.opts.max_record_bytes
+                max
             )));
         }
+        Ok(Staged::Line { stored, line })
+    }
 
-        let (target, header_prev) = self.choose_target(&inner.st, now.date_naive(), &line)?;
-        let switching = target != inner.st.current_file || inner.file.is_none();
-        let mut buf = Vec::with_capacity(line.len() + 200);
-        if let Some(prev_file) = header_prev {
-            let header = ContinuationHeader {
-                chain_continue: inner.st.last_hash.clone(),
-                prev_file,
-            };
-            let hv = serde_json::to_value(&header).map_err(io::Error::other)?;
-            buf.extend_from_slice(to_canonical_string(&hv).as_bytes());
-            buf.push(b'\n');
-        }
-        let header_len = buf.len() as u64;
-        buf.extend_from_slice(line.as_bytes());
-        buf.push(b'\n');
-
-        let path = self.dir.join(&target);
+    /// Starts the records of a batch that go to `target`, opening it if needed.
+    fn begin_segment(&mut self, target: &str) -> io::Result<Segment> {
+        let switching = target != self.st.current_file || self.file.is_none();
         let start_size = if switching {
-            let f = if target == inner.st.current_file {
-                open_append(&path, false)?
-            } else {
-                open_append(&path, true)?
-            };
+            let path = self.dir.join(target);
+            let f = open_append(&path, target != self.st.current_file)?;
             let len = f.metadata()?.len();
-            inner.file = Some(f);
+            self.file = Some(f);
             if self.opts.fsync {
                 sync_dir(&self.dir);
             }
             len
         } else {
-            inner.st.current_size
+            self.st.current_size
         };
-        let file = inner.file.as_mut().expect("file opened above");
-        if let Err(e) = file.write_all(&buf) {
-            let _ = file.set_len(start_size);
-            return Err(e);
-        }
-        if self.opts.fsync {
-            file.sync_data()?;
-        }
+        let mut buf = std::mem::take(&mut self.spare);
+        buf.clear();
+        Ok(Segment {
+            buf,
+            start_size,
+            start_st: self.st.clone(),
+            pending: std::mem::take(&mut self.spare_pending),
+            anchor: None,
+        })
+    }
 
-        let st = &mut inner.st;
-        st.version = 1;
-        st.current_file = target.clone();
-        st.current_size = start_size + buf.len() as u64;
-        st.event_count += 1;
-        st.last_hash = stored.hash.clone();
-        st.last_event_file = target.clone();
-        st.last_event_start = start_size + header_len;
-        st.last_event_size = line.len() as u64 + 1;
-        if let Err(e) = write_checkpoint(&self.dir, st) {
-            tracing::warn!(error = %e, "audit: could not update the chain checkpoint");
+    /// Writes a segment with one `write` and one `fdatasync`; its records succeed together.
+    /// On failure the file is cut back (when the write failed), the chain state rolls back
+    /// and the next batch re-reads the end of the chain.
+    fn commit(
+        &mut self,
+        seg: Segment,
+        results: &mut Vec<(Reply, io::Result<Event>)>,
+    ) -> io::Result<Option<Anchor>> {
+        let file = self.file.as_mut().expect("a segment has its file open");
+        let mut outcome = file.write_all(&seg.buf);
+        if outcome.is_err() {
+            let _ = file.set_len(seg.start_size);
+        } else if self.opts.fsync {
+            outcome = file.sync_data();
         }
-        if st.event_count % ANCHOR_EVERY == 0 {
-            let anchor = Anchor {
-                event_id: stored.id.clone(),
-                hash: stored.hash.clone(),
-                event_count: st.event_count,
-                timestamp: format_timestamp(now),
-                file: target,
-            };
-            if let Err(e) = write_anchor(&self.dir, &anchor) {
-                tracing::warn!(error = %e, "audit: could not write the anchor");
+        if seg.buf.capacity() <= MAX_SPARE_BUFFER {
+            self.spare = seg.buf;
+        }
+        let mut pending = seg.pending;
+        let r = match outcome {
+            Ok(()) => {
+                for (reply, stored) in pending.drain(..) {
+                    results.push((reply, Ok(stored)));
+                }
+                Ok(seg.anchor)
             }
+            Err(e) => {
+                self.st = seg.start_st;
+                self.dirty = true;
+                for (reply, _) in pending.drain(..) {
+                    results.push((reply, Err(copy_err(&e))));
+                }
+                Err(e)
+            }
+        };
+        self.spare_pending = pending;
+        r
+    }
+
+    /// Updates the checkpoint after a batch: in place, through a kept descriptor for an
+    /// exclusive writer (reopened every [`CHECKPOINT_REOPEN`] writes), by path otherwise.
+    fn write_hint(&mut self) -> io::Result<()> {
+        if !self.opts.exclusive {
+            return write_checkpoint(&self.dir, &self.st);
         }
-        Ok(stored)
+        if self
+            .checkpoint
+            .as_ref()
+            .is_none_or(|c| c.writes >= CHECKPOINT_REOPEN)
+        {
+            self.checkpoint = Some(CheckpointFile::open(&self.dir)?);
+        }
+        let c = self.checkpoint.as_mut().expect("opened above");
+        let r = c.write(&self.st);
+        if r.is_err() {
+            self.checkpoint = None;
+        }
+        r
     }
 
     /// Picks the file for the next line and whether it needs a continuation header (the name
     /// of the previous file).
     fn choose_target(
         &self,
-        st: &ChainState,
         today: NaiveDate,
-        line: &str,
+        line_len: usize,
     ) -> io::Result<(String, Option<String>)> {
-        let line_len = line.len() as u64 + 1;
+        let st = &self.st;
+        let line_len = line_len as u64 + 1;
         let chained = st.event_count > 0;
         if st.current_file.is_empty() {
             let header = chained.then(|| st.last_event_file.clone());
@@ -381,13 +987,13 @@ impl AuditLog {
         Ok((st.current_file.clone(), None))
     }
 
-    /// Makes `inner` describe the end of the chain on disk: unchanged when the checkpoint
+    /// Makes `st` describe the end of the chain on disk: unchanged when the checkpoint
     /// still matches this writer's view, adopted when another writer moved it validly,
     /// recovered from the files otherwise.
-    fn sync_state(&self, inner: &mut Inner) -> io::Result<()> {
+    fn sync_state(&mut self) -> io::Result<()> {
         let ckpt = read_checkpoint(&self.dir);
-        if let (Some(c), Some(f)) = (&ckpt, &inner.file)
-            && *c == inner.st
+        if let (Some(c), Some(f)) = (&ckpt, &self.file)
+            && *c == self.st
             && f.metadata()?.len() == c.current_size
         {
             return Ok(());
@@ -395,12 +1001,12 @@ impl AuditLog {
         if let Some(c) = &ckpt
             && validate_checkpoint(&self.dir, c)?
         {
-            inner.st = c.clone();
-            inner.file = Some(open_append(&self.dir.join(&c.current_file), false)?);
+            self.st = c.clone();
+            self.file = Some(open_append(&self.dir.join(&c.current_file), false)?);
             return Ok(());
         }
         let st = recover(&self.dir, ckpt.as_ref())?;
-        inner.file = if st.current_file.is_empty() {
+        self.file = if st.current_file.is_empty() {
             None
         } else {
             Some(open_append(&self.dir.join(&st.current_file), false)?)
@@ -410,7 +1016,7 @@ impl AuditLog {
         {
             tracing::warn!(error = %e, "audit: could not write the chain checkpoint");
         }
-        inner.st = st;
+        self.st = st;
         Ok(())
     }
 }
@@ -477,6 +1083,40 @@ fn finalize(ev: Event) -> io::Result<(Event, String)> {
     let line = to_canonical_string(&v);
     let stored: Event = serde_json::from_value(v).map_err(io::Error::other)?;
     Ok((stored, line))
+}
+
+/// [`finalize`]'s number normalization without the chain: the write → parse fixed point of
+/// `ev` (with `hash`, `prev_hash` and a missing `timestamp` empty: strings survive the round
+/// trip, so filling them in later changes nothing else), its stored form and its JCS text
+/// with holes. `None` when there is no fixed point or the result does not read back as an
+/// event: the general path then reports the error.
+fn normalize(ev: &Event, timestamp_hole: bool) -> Option<Serialized> {
+    let mut v = ev.to_value();
+    let mut text = to_canonical_string(&v);
+    let pre_len = text.len();
+    let mut stable = false;
+    for _ in 0..8 {
+        let parsed: Value = serde_json::from_str(&text).ok()?;
+        let again = to_canonical_string(&parsed);
+        v = parsed;
+        if again == text {
+            stable = true;
+            break;
+        }
+        text = again;
+    }
+    if !stable {
+        return None;
+    }
+    let (text, holes) = canonical_with_holes(&v, timestamp_hole)?;
+    let event: Event = serde_json::from_value(v).ok()?;
+    Some(Serialized {
+        event,
+        text,
+        holes,
+        pre_len,
+        original: None,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -664,10 +1304,68 @@ fn replace_file(path: &Path, bytes: &[u8], fsync: bool) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn write_checkpoint(dir: &Path, st: &ChainState) -> io::Result<()> {
+/// The checkpoint is padded with spaces to a multiple of this, so rewriting it in place
+/// (one `pwrite` at offset 0) practically never needs a truncation.
+const CHECKPOINT_BLOCK: usize = 512;
+
+/// The checkpoint's bytes: its JSON padded with spaces to a multiple of [`CHECKPOINT_BLOCK`]
+/// (JSON allows the trailing whitespace), ending with a newline.
+fn checkpoint_bytes(st: &ChainState) -> io::Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec(st).map_err(io::Error::other)?;
+    let padded = (bytes.len() + 1).div_ceil(CHECKPOINT_BLOCK) * CHECKPOINT_BLOCK;
+    bytes.resize(padded - 1, b' ');
     bytes.push(b'\n');
-    replace_file(&dir.join(CHECKPOINT_FILE), &bytes, false)
+    Ok(bytes)
+}
+
+/// The checkpoint file, open for rewriting in place, and its current length.
+struct CheckpointFile {
+    file: File,
+    len: u64,
+    /// Rewrites through this descriptor (it is reopened now and then, in case the file was
+    /// removed or replaced behind the writer's back).
+    writes: u32,
+}
+
+impl CheckpointFile {
+    fn open(dir: &Path) -> io::Result<CheckpointFile> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join(CHECKPOINT_FILE))?;
+        let meta = file.metadata()?;
+        if meta.permissions().mode() & 0o777 != 0o600 {
+            // as a fresh file would be (one left by something else keeps its inode)
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(CheckpointFile {
+            file,
+            len: meta.len(),
+            writes: 0,
+        })
+    }
+
+    fn write(&mut self, st: &ChainState) -> io::Result<()> {
+        let bytes = checkpoint_bytes(st)?;
+        self.file.write_all_at(&bytes, 0)?;
+        let len = bytes.len() as u64;
+        if self.len > len {
+            self.file.set_len(len)?;
+        }
+        self.len = len;
+        self.writes += 1;
+        Ok(())
+    }
+}
+
+/// Rewrites the checkpoint in place: a hint (the files are the truth), written under the
+/// directory lock after every batch, without fsync. A torn or stale checkpoint after a crash
+/// fails validation and the chain's end is recovered from the files; in place avoids the
+/// temporary file and rename per batch (and the discard of the replaced inode).
+fn write_checkpoint(dir: &Path, st: &ChainState) -> io::Result<()> {
+    CheckpointFile::open(dir)?.write(st)
 }
 
 fn write_anchor(dir: &Path, anchor: &Anchor) -> io::Result<()> {
@@ -1008,5 +1706,480 @@ mod tests {
         let reparsed: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(to_canonical_string(&reparsed), line);
         assert_eq!(compute_hash(&reparsed), stored.hash);
+    }
+
+    // --- the caller-side serialization and the group commit ------------------------------
+
+    /// A small deterministic generator (no extra dev-dependency).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn string(&mut self) -> String {
+            const PIECES: &[&str] = &[
+                "a",
+                "Z",
+                "0",
+                " ",
+                "\"",
+                "\\",
+                "\n",
+                "\t",
+                "\u{1}",
+                "\u{1f}",
+                "\u{7f}",
+                "é",
+                "\u{2028}",
+                "😀",
+                "\u{fb33}",
+                "/",
+                "<",
+                "&",
+                "--token",
+                "password=",
+                "git",
+            ];
+            let n = self.below(6);
+            (0..n)
+                .map(|_| PIECES[self.below(PIECES.len() as u64) as usize])
+                .collect()
+        }
+        fn value(&mut self, depth: u32) -> Value {
+            match self.below(if depth > 2 { 5 } else { 7 }) {
+                0 => Value::Null,
+                1 => Value::Bool(self.below(2) == 0),
+                2 => {
+                    let edge = [
+                        0i64,
+                        -1,
+                        1,
+                        (1 << 53) - 1,
+                        1 << 53,
+                        -(1 << 53),
+                        i64::MAX,
+                        i64::MIN,
+                    ];
+                    Value::from(edge[self.below(edge.len() as u64) as usize])
+                }
+                3 => match self.below(4) {
+                    0 => Value::from(u64::MAX),
+                    1 => Value::from((1u64 << 53) + 1),
+                    2 => serde_json::json!(0.25),
+                    _ => Value::from(self.below(1_000_000)),
+                },
+                4 => Value::String(self.string()),
+                5 => Value::Array((0..self.below(4)).map(|_| self.value(depth + 1)).collect()),
+                _ => Value::Object(
+                    (0..self.below(4))
+                        .map(|_| (self.string(), self.value(depth + 1)))
+                        .collect(),
+                ),
+            }
+        }
+        fn event(&mut self) -> Event {
+            let mut e = ev(&self.string());
+            e.schema_version = if self.below(2) == 0 {
+                crate::audit::SCHEMA_VERSION.into()
+            } else {
+                String::new()
+            };
+            e.id = self.string();
+            e.agent = self.string();
+            e.session = self.string();
+            e.tool = self.string();
+            e.run_id = self.string();
+            e.tool_call_id = self.string();
+            e.timestamp = if self.below(2) == 0 {
+                self.string()
+            } else {
+                String::new()
+            };
+            if self.below(3) == 0 {
+                e.host = Some(Host {
+                    hostname: self.string(),
+                    os: self.string(),
+                    arch: self.string(),
+                });
+            }
+            for _ in 0..self.below(4) {
+                let k = self.string();
+                let v = self.value(0);
+                e.request.insert(k, v);
+            }
+            if self.below(3) == 0 {
+                let k = self.string();
+                let v = self.value(1);
+                e.approval_owner.insert(k, v);
+            }
+            e.decision.action = self.string();
+            e.decision.evaluation_time_us = match self.below(4) {
+                0 => 1 << 53,
+                1 => (1 << 53) + 1,
+                _ => self.below(100),
+            };
+            e.decision.message = self.string();
+            e.decision.matched_policies = (0..self.below(3)).map(|_| self.string()).collect();
+            e.decision.suggestions = (0..self.below(3)).map(|_| self.string()).collect();
+            if self.below(2) == 0 {
+                e.response = Some(crate::audit::EventResponse {
+                    exit_code: match self.below(4) {
+                        0 => None,
+                        1 => Some(i64::MIN),
+                        _ => Some(self.below(3) as i64 - 1),
+                    },
+                    duration_ms: self.below(1000),
+                    flags: (0..self.below(3)).map(|_| self.string()).collect(),
+                });
+            }
+            e
+        }
+    }
+
+    /// The fast path (serialize once with holes, fill and hash in the writer) produces
+    /// exactly the line and hash of the general path, or declines the event.
+    #[test]
+    fn plain_serialization_matches_the_general_path() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut plain, mut declined, mut normalized) = (0, 0, 0);
+        let prevs = [
+            String::new(),
+            PLACEHOLDER_HASH.to_string(),
+            "odd \"prev\"\n".to_string(),
+        ];
+        for i in 0..4000 {
+            let e = rng.event();
+            let prev = &prevs[i % prevs.len()];
+            let ts_hole = e.timestamp.is_empty();
+            let ts = "2026-02-12T10:00:00.123456789Z";
+            // the general path, as the writer always did it
+            let mut general = e.clone();
+            general.prev_hash = prev.clone();
+            if ts_hole {
+                general.timestamp = ts.into();
+            }
+            let mut esc = String::new();
+            write_string_body(prev, &mut esc);
+            let extra = HASH_LEN + esc.len() + if ts_hole { ts.len() } else { 0 };
+            let measured = record_len(&general);
+            let general_result = finalize(general.clone());
+            let s = match plain_canonical(&e, ts_hole) {
+                Some((text, holes)) => {
+                    plain += 1;
+                    Serialized {
+                        pre_len: text.len(),
+                        event: e,
+                        text,
+                        holes,
+                        original: None,
+                    }
+                }
+                None => {
+                    declined += 1;
+                    // declined only for a number the round trip may change
+                    fn non_plain(v: &Value) -> bool {
+                        match v {
+                            Value::Number(n) => {
+                                n.is_f64()
+                                    || n.as_u64().is_some_and(|u| u > 1 << 53)
+                                    || n.as_i64().is_some_and(|i| i < -(1 << 53))
+                            }
+                            Value::Array(a) => a.iter().any(non_plain),
+                            Value::Object(m) => m.values().any(non_plain),
+                            _ => false,
+                        }
+                    }
+                    assert!(non_plain(&general.to_value()), "event {i} declined");
+                    match normalize(&e, ts_hole) {
+                        Some(s) => {
+                            normalized += 1;
+                            s
+                        }
+                        None => {
+                            assert!(general_result.is_err(), "event {i}");
+                            continue;
+                        }
+                    }
+                }
+            };
+            // what compaction measures, and the line, from the caller's lengths
+            assert_eq!(s.pre_len + extra, measured, "event {i}");
+            let (stored, line) = general_result.unwrap();
+            let staged = Staged::Ready {
+                event: s.event,
+                text: s.text,
+                holes: s.holes,
+                prev: esc,
+                timestamp: ts_hole.then(|| ts.to_string()),
+            };
+            let len = staged.line_len();
+            let mut buf = Vec::new();
+            let fast = staged.emit(prev, &mut buf);
+            assert_eq!(buf.pop(), Some(b'\n'));
+            assert_eq!(String::from_utf8(buf).unwrap(), line, "event {i}");
+            assert_eq!(len, line.len());
+            assert_eq!(fast, stored, "event {i}");
+            let reparsed: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(compute_hash(&reparsed), fast.hash);
+        }
+        assert!(normalized > 200, "{normalized} normalized");
+        assert!(
+            plain > 1000 && declined > 500,
+            "{plain} plain, {declined} declined"
+        );
+    }
+
+    #[test]
+    fn floats_and_big_integers_take_the_general_path() {
+        for v in [
+            serde_json::json!(0.5),
+            serde_json::json!(1.0),
+            serde_json::json!((1u64 << 53) + 1),
+            serde_json::json!(-(1i64 << 53) - 1),
+            serde_json::json!([1, {"x": 1e300}]),
+        ] {
+            let mut e = ev("x");
+            e.request.insert("n".into(), v.clone());
+            assert!(plain_canonical(&e, true).is_none(), "{v}");
+        }
+        let mut e = ev("x");
+        e.request.insert(
+            "n".into(),
+            serde_json::json!([1i64 << 53, -(1i64 << 53), 0]),
+        );
+        assert!(plain_canonical(&e, true).is_some());
+    }
+
+    fn test_opts(fsync: bool) -> AuditOptions {
+        AuditOptions {
+            fsync,
+            rotate_bytes: 64 * 1024,
+            ..AuditOptions::default()
+        }
+    }
+
+    #[test]
+    fn concurrent_appends_are_group_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(AuditLog::open_with(dir.path(), test_opts(true)).unwrap());
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| log.append(ev(&format!("t{t} i{i}"))).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut stored: Vec<Event> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(log.event_count(), 800);
+        assert!(
+            log.batches() < 800,
+            "{} batches for 800 records",
+            log.batches()
+        );
+        let report = crate::audit::verify(dir.path(), None).unwrap();
+        assert_eq!(report.events, 800);
+        assert!(report.files > 1, "rotation happened within batches");
+        // every caller got its own record back, as stored
+        let on_disk = crate::audit::tail(dir.path(), 1000).unwrap();
+        stored.sort_by(|a, b| a.hash.cmp(&b.hash));
+        let mut sorted = on_disk.clone();
+        sorted.sort_by(|a, b| a.hash.cmp(&b.hash));
+        assert_eq!(stored, sorted);
+        // the chain's timestamps follow the chain's order
+        assert!(on_disk.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    }
+
+    #[test]
+    fn async_appends_and_cancelled_callers_are_all_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(AuditLog::open_with(dir.path(), test_opts(true)).unwrap());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..200 {
+                let log = log.clone();
+                set.spawn(async move { log.append_async(ev(&format!("a{i}"))).await });
+            }
+            while let Some(r) = set.join_next().await {
+                let stored = r.unwrap().unwrap();
+                assert!(stored.hash.starts_with("sha256:"));
+            }
+            // a caller that stops waiting does not withdraw its record
+            for i in 0..10 {
+                let fut = log.append_async(ev(&format!("dropped{i}")));
+                let _ = tokio::time::timeout(std::time::Duration::from_nanos(1), fut).await;
+            }
+        });
+        log.flush().unwrap();
+        assert_eq!(log.event_count(), 210);
+        assert_eq!(crate::audit::verify(dir.path(), None).unwrap().events, 210);
+    }
+
+    #[test]
+    fn a_failing_record_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(
+            AuditLog::open_with(
+                dir.path(),
+                AuditOptions {
+                    max_record_bytes: 4096,
+                    ..test_opts(false)
+                },
+            )
+            .unwrap(),
+        );
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut ok = 0;
+                    for i in 0..40 {
+                        let mut e = ev(&format!("t{t} i{i}"));
+                        if i % 10 == 3 {
+                            e.agent = "a".repeat(10_000); // hopeless even after compaction
+                            assert!(log.append(e).is_err());
+                        } else {
+                            log.append(e).unwrap();
+                            ok += 1;
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        let ok: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(ok, 8 * 36);
+        assert_eq!(log.event_count(), ok);
+        assert_eq!(crate::audit::verify(dir.path(), None).unwrap().events, ok);
+    }
+
+    #[test]
+    fn exclusive_writer_notices_a_foreign_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = AuditLog::open_with(
+            dir.path(),
+            AuditOptions {
+                exclusive: true,
+                ..test_opts(false)
+            },
+        )
+        .unwrap();
+        a.append(ev("one")).unwrap();
+        {
+            let b = AuditLog::open_with(dir.path(), test_opts(false)).unwrap();
+            b.append(ev("two")).unwrap();
+        }
+        let third = a.append(ev("three")).unwrap();
+        assert_eq!(a.event_count(), 3);
+        let report = crate::audit::verify(dir.path(), None).unwrap();
+        assert_eq!((report.events, report.last_hash), (3, third.hash));
+    }
+
+    #[test]
+    fn checkpoint_is_rewritten_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CHECKPOINT_FILE);
+        // an older, longer checkpoint file is cut to the new content
+        std::fs::write(&path, " ".repeat(3000)).unwrap();
+        let st = ChainState {
+            version: 1,
+            event_count: 7,
+            last_hash: PLACEHOLDER_HASH.into(),
+            current_file: "2026-02-12.jsonl".into(),
+            current_size: 1234,
+            last_event_file: "2026-02-12.jsonl".into(),
+            last_event_start: 1000,
+            last_event_size: 234,
+        };
+        write_checkpoint(dir.path(), &st).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.len(), CHECKPOINT_BLOCK);
+        assert!(text.ends_with('\n'));
+        assert_eq!(read_checkpoint(dir.path()), Some(st.clone()));
+        let shorter = ChainState {
+            event_count: 1,
+            ..st
+        };
+        write_checkpoint(dir.path(), &shorter).unwrap();
+        assert_eq!(read_checkpoint(dir.path()), Some(shorter));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    /// A caller-serialized record that turns out too long for the chain's actual previous
+    /// hash (never 71 bytes here) takes the general path from its original form: the result
+    /// is what the writer always produced.
+    #[test]
+    fn too_long_after_all_falls_back_to_the_general_path() {
+        for float in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let long_prev = format!("sha256:{}", "ab".repeat(400));
+            std::fs::write(
+                dir.path().join("2026-02-12.jsonl"),
+                format!("{{\"hash\":\"{long_prev}\",\"id\":\"x\"}}\n"),
+            )
+            .unwrap();
+            let t = DateTime::parse_from_rfc3339("2026-02-12T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc);
+            let host = Host {
+                hostname: "h".into(),
+                os: "linux".into(),
+                arch: "x86_64".into(),
+            };
+            let max = 4096;
+            let log = AuditLog::open_with(
+                dir.path(),
+                AuditOptions {
+                    max_record_bytes: max,
+                    clock: Some(Arc::new(move || t)),
+                    host: Some(host.clone()),
+                    ..test_opts(false)
+                },
+            )
+            .unwrap();
+            assert_eq!(log.last_hash(), long_prev);
+            let mut e = ev("x");
+            e.id = "01JTEST0000000000000000001".into();
+            e.decision.message = "m".repeat(3500);
+            if float {
+                e.request.insert("f".into(), serde_json::json!(0.5));
+            }
+            // the caller takes it as fitting (for a 71-byte previous hash)
+            assert!(matches!(log.prepare(e.clone()), Prepared::Ready(_)));
+            let mut expected = e.clone();
+            expected.schema_version = crate::audit::SCHEMA_VERSION.into();
+            expected.host = Some(host.clone());
+            expected.timestamp = format_timestamp(t);
+            expected.prev_hash = long_prev;
+            compact(&mut expected, max).unwrap();
+            let (expected, line) = finalize(expected).unwrap();
+            let stored = log.append(e).unwrap();
+            assert_eq!(stored, expected);
+            assert_eq!(
+                stored.compacted_fields["decision.message"].disposition,
+                "truncated"
+            );
+            assert_eq!(stored.request.contains_key("f"), float);
+            let text = std::fs::read_to_string(dir.path().join("2026-02-12.jsonl")).unwrap();
+            assert_eq!(text.lines().last().unwrap(), line);
+        }
     }
 }

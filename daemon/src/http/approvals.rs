@@ -148,9 +148,10 @@ pub async fn resolve(
             if let Some(r) = &reason {
                 request.insert("reason".into(), Value::from(r.clone()));
             }
+            // Sync and under the approvals lock: a blocking append (resolutions are rare).
             state
                 .recorder
-                .record(Record {
+                .record_blocking(Record {
                     id: Some(a.id.clone()),
                     tool: a.tool.clone(),
                     agent: a.agent.clone(),

@@ -194,7 +194,7 @@ pub async fn tool(
     };
     let d = decide(&state, &c, true);
     let enforce = state.mode == Mode::Enforce;
-    let audit_id = match state.recorder.record(record_of(&c, &body, &d)) {
+    let audit_id = match state.recorder.record(record_of(&c, &body, &d)).await {
         Ok(id) => Some(id),
         Err(_) if enforce => {
             return error(
@@ -221,7 +221,7 @@ pub async fn tool(
                 let mut second = record_of(&c, &body, &d);
                 second.action = if allowed { "allow" } else { "deny" }.into();
                 second.message = message.clone();
-                let id = match state.recorder.record(second) {
+                let id = match state.recorder.record(second).await {
                     Ok(id) => id,
                     Err(_) => {
                         return error(
@@ -266,7 +266,9 @@ pub async fn tool(
             audit_id.as_deref(),
             enforce,
             &mut out,
-        ) {
+        )
+        .await
+        {
             return r;
         }
     }
@@ -296,7 +298,8 @@ async fn ask(
             &grant.resolved_by,
             &ask_audit_id,
             out,
-        );
+        )
+        .await;
     }
     let command = c
         .params
@@ -342,7 +345,7 @@ async fn ask(
                     && state.approvals.take_grant(&fp, Utc::now()).is_some() =>
             {
                 let by = a.resolved_by.clone().unwrap_or_default();
-                return approved_once(state, c, body, d, &a.id, &by, &ask_audit_id, out);
+                return approved_once(state, c, body, d, &a.id, &by, &ask_audit_id, out).await;
             }
             Some(a) if a.status == Status::Denied => {
                 out.insert("allowed".into(), Value::Bool(false));
@@ -372,7 +375,7 @@ async fn ask(
 
 /// A consumed one-shot grant: allow, audited as such.
 #[allow(clippy::too_many_arguments)]
-fn approved_once(
+async fn approved_once(
     state: &AppState,
     c: &Canonical,
     body: &Map<String, Value>,
@@ -394,7 +397,7 @@ fn approved_once(
     ] {
         rec.request.insert(k.into(), Value::from(v));
     }
-    let id = match state.recorder.record(rec) {
+    let id = match state.recorder.record(rec).await {
         Ok(id) => id,
         Err(_) => {
             return error(
@@ -420,7 +423,7 @@ fn approved_once(
 }
 
 /// Post-call scan of a tool's output (HTTP API spec §5.3). The raw output is never stored.
-fn scan_response(
+async fn scan_response(
     state: &AppState,
     c: &Canonical,
     body: &Map<String, Value>,
@@ -452,7 +455,7 @@ fn scan_response(
             .into(),
         );
     }
-    if state.recorder.record(rec).is_err() && enforce {
+    if state.recorder.record(rec).await.is_err() && enforce {
         return Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "audit storage is unavailable; refusing tool response",
@@ -538,7 +541,7 @@ pub async fn preflight(
     let audit_id = if verification {
         None
     } else {
-        match state.recorder.record(record_of(&c, &body, &d)) {
+        match state.recorder.record(record_of(&c, &body, &d)).await {
             Ok(id) => Some(id),
             Err(_) if enforced => {
                 return error(
