@@ -44,6 +44,37 @@ pub struct Payload<'a> {
     pub task_context: Option<&'a str>,
 }
 
+/// Carries out a `webhook` or `verify` decision: asks the rule's webhook URL or the
+/// configured verifier, under the rule's timeout and fail mode.
+pub async fn decide(
+    client: &reqwest::Client,
+    verify_url: Option<&str>,
+    d: &rampart_engine::Decision,
+    p: &Payload<'_>,
+) -> Verdict {
+    match d.action {
+        rampart_engine::Action::Verify => {
+            let opts = d.verify.clone().unwrap_or_default();
+            let url = verify_url.unwrap_or("");
+            ask(client, Kind::Verifier, url, opts.timeout, opts.fail_open, p).await
+        }
+        _ => {
+            let (url, timeout, fail_open) = match &d.webhook {
+                Some(w) => (w.url.as_str(), w.timeout, w.fail_open),
+                None => ("", Duration::from_secs(5), false),
+            };
+            if url.trim().is_empty() {
+                return Verdict {
+                    allowed: false,
+                    message: "webhook action misconfigured; denying for safety".into(),
+                    model: None,
+                };
+            }
+            ask(client, Kind::Webhook, url, timeout, fail_open, p).await
+        }
+    }
+}
+
 /// An HTTP client that never follows redirects.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

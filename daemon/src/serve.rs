@@ -209,6 +209,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         token,
         mode,
         verify_url,
+        http_client: crate::delegate::client(),
         metrics: Metrics::default(),
         events,
         started: Instant::now(),

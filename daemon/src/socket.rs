@@ -217,6 +217,7 @@ async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Rep
         suggestions: d.suggestions.clone(),
         ..Record::default()
     };
+    let outcome_record = record.clone();
     let audit_id = match state.recorder.record(record).await {
         Ok(id) => id,
         Err(_) if state.mode == Mode::Enforce => {
@@ -237,19 +238,37 @@ async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Rep
         Action::Allow | Action::Watch => Reply::Allow,
         Action::Deny => deny(format!("{policy}: {}", d.message)),
         Action::Webhook | Action::Verify => {
-            let fail_open = d.verify.as_ref().is_some_and(|v| v.fail_open)
-                || d.webhook.as_ref().is_some_and(|w| w.fail_open);
-            let what = if d.action == Action::Verify {
-                "verifier"
-            } else {
-                "webhook"
+            let payload = crate::delegate::Payload {
+                tool: "exec",
+                params: &call.params,
+                agent: &call.agent,
+                session: &call.session,
+                policy: d.matched_policies.first().map(|p| &**p),
+                task_context: None,
             };
-            if fail_open {
+            let v = crate::delegate::decide(
+                &state.http_client,
+                state.verify_url.as_deref(),
+                &d,
+                &payload,
+            )
+            .await;
+            // The delegate's answer is audited too, before it is acted on.
+            let mut second = outcome_record;
+            second.action = if v.allowed { "allow" } else { "deny" }.into();
+            second.message = v.message.clone();
+            if let Some(m) = &v.model {
+                second
+                    .request
+                    .insert("verify_model".into(), Value::from(m.clone()));
+            }
+            if state.recorder.record(second).await.is_err() {
+                return deny("audit storage is unavailable; refusing tool call");
+            }
+            if v.allowed {
                 Reply::Allow
             } else {
-                deny(format!(
-                    "{what} unavailable, failing closed: {what} request failed"
-                ))
+                deny(v.message)
             }
         }
         Action::Ask => {

@@ -36,6 +36,8 @@ pub struct AppState {
     pub token: String,
     pub mode: Mode,
     pub verify_url: Option<String>,
+    /// Client for webhook and verifier calls (no redirects).
+    pub http_client: reqwest::Client,
     pub metrics: Metrics,
     /// Server-sent event frames (compact JSON) for `/v1/events/stream`.
     pub events: broadcast::Sender<String>,

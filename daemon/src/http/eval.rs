@@ -118,24 +118,23 @@ fn observe_only(m: &mut Map<String, Value>, d: &Decision) {
     }
 }
 
-/// Webhook and verifier calls are made by the verifier issue's client; until one is
-/// configured and reachable they fail per the rule's fail mode.
-fn delegated_outcome(d: &Decision) -> (bool, String) {
-    let (what, fail_open) = match d.action {
-        Action::Verify => ("verifier", d.verify.as_ref().is_some_and(|v| v.fail_open)),
-        _ => ("webhook", d.webhook.as_ref().is_some_and(|w| w.fail_open)),
+/// Asks the webhook or the verifier about a `webhook`/`verify` decision.
+async fn delegated_outcome(
+    state: &AppState,
+    c: &Canonical,
+    body: &Map<String, Value>,
+    d: &Decision,
+) -> crate::delegate::Verdict {
+    let task_context = opt_string(body, "task_context");
+    let payload = crate::delegate::Payload {
+        tool: &c.call.tool,
+        params: &c.params,
+        agent: &c.call.agent,
+        session: &c.call.session,
+        policy: d.matched_policies.first().map(|p| &**p),
+        task_context: task_context.as_deref(),
     };
-    if fail_open {
-        (
-            true,
-            format!("{what} unavailable, failing open: {what} request failed"),
-        )
-    } else {
-        (
-            false,
-            format!("{what} unavailable, failing closed: {what} request failed"),
-        )
-    }
+    crate::delegate::decide(&state.http_client, state.verify_url.as_deref(), d, &payload).await
 }
 
 fn parse_wait(body: &Map<String, Value>, query: &HashMap<String, String>) -> Result<u64, Response> {
@@ -217,7 +216,11 @@ pub async fn tool(
         match d.action {
             Action::Deny => status = StatusCode::FORBIDDEN,
             Action::Webhook | Action::Verify => {
-                let (allowed, message) = delegated_outcome(&d);
+                let verdict = delegated_outcome(&state, &c, &body, &d).await;
+                let (allowed, message) = (verdict.allowed, verdict.message.clone());
+                if let Some(m) = &verdict.model {
+                    out.insert("verify_model".into(), Value::from(m.clone()));
+                }
                 let mut second = record_of(&c, &body, &d);
                 second.action = if allowed { "allow" } else { "deny" }.into();
                 second.message = message.clone();
@@ -593,7 +596,8 @@ pub async fn preflight(
         observe_only(&mut out, &d);
         out.insert("enforced".into(), Value::Bool(false));
     } else if enforced && d.action == Action::Verify {
-        let (allowed, message) = delegated_outcome(&d);
+        let verdict = delegated_outcome(&state, &c, &body, &d).await;
+        let (allowed, message) = (verdict.allowed, verdict.message);
         out.insert("policy_decision".into(), Value::from("verify"));
         out.insert("allowed".into(), Value::Bool(allowed));
         out.insert(
