@@ -28,6 +28,8 @@ pub struct AuditUnavailable(pub String);
 
 pub struct Recorder {
     log: Option<crate::audit::AuditLog>,
+    /// Where written events are announced (`/v1/events/stream`), once the server has one.
+    stream: std::sync::OnceLock<tokio::sync::broadcast::Sender<String>>,
 }
 
 impl Recorder {
@@ -41,12 +43,16 @@ impl Recorder {
         };
         Ok(Recorder {
             log: Some(crate::audit::AuditLog::open_with(dir, opts)?),
+            stream: std::sync::OnceLock::new(),
         })
     }
 
     /// A recorder that refuses every record (for tests of the refusal paths).
     pub fn unavailable() -> Recorder {
-        Recorder { log: None }
+        Recorder {
+            log: None,
+            stream: std::sync::OnceLock::new(),
+        }
     }
 
     /// Appends one record and waits (without blocking the runtime) until it is durably in
@@ -55,7 +61,34 @@ impl Recorder {
         let Some(log) = &self.log else {
             return Err(AuditUnavailable("no audit trail configured".into()));
         };
-        outcome(log.append_async(event_of(r)).await)
+        self.announce(outcome(log.append_async(event_of(r)).await))
+    }
+
+    /// Sends written events to `/v1/events/stream` subscribers from now on.
+    pub fn stream_to(&self, events: tokio::sync::broadcast::Sender<String>) {
+        let _ = self.stream.set(events);
+    }
+
+    /// Announces a written event: `{"type":"audit","event":{...}}`, already redacted, with
+    /// the chain fields blanked and no host or schema version (HTTP API spec §11).
+    fn announce(
+        &self,
+        r: Result<crate::audit::Event, AuditUnavailable>,
+    ) -> Result<String, AuditUnavailable> {
+        let event = r?;
+        if let Some(tx) = self.stream.get()
+            && tx.receiver_count() > 0
+        {
+            let mut e = event.clone();
+            e.prev_hash.clear();
+            e.hash.clear();
+            e.host = None;
+            e.schema_version.clear();
+            if let Ok(v) = serde_json::to_value(&e) {
+                let _ = tx.send(serde_json::json!({"type": "audit", "event": v}).to_string());
+            }
+        }
+        Ok(event.id)
     }
 
     /// [`record`](Self::record) for synchronous code (it blocks the calling thread until the
@@ -65,7 +98,7 @@ impl Recorder {
         let Some(log) = &self.log else {
             return Err(AuditUnavailable("no audit trail configured".into()));
         };
-        outcome(log.append(event_of(r)))
+        self.announce(outcome(log.append(event_of(r))))
     }
 
     /// `GET /v1/audit/events`.
@@ -140,9 +173,11 @@ fn event_of(r: Record) -> crate::audit::Event {
     }
 }
 
-fn outcome(r: std::io::Result<crate::audit::Event>) -> Result<String, AuditUnavailable> {
+fn outcome(
+    r: std::io::Result<crate::audit::Event>,
+) -> Result<crate::audit::Event, AuditUnavailable> {
     match r {
-        Ok(written) => Ok(written.id),
+        Ok(written) => Ok(written),
         Err(e) => {
             tracing::error!("audit write failed: {e}");
             Err(AuditUnavailable(e.to_string()))

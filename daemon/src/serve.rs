@@ -215,6 +215,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         started: Instant::now(),
         shutdown: stop_tx,
     });
+    state.recorder.stream_to(state.events.clone());
     warn_unconfigured_verify(&state);
 
     let mut tasks = tokio::task::JoinSet::new();
