@@ -173,6 +173,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .context("cannot read the pending-approvals journal")?;
     let audit_dir = args.audit_dir.clone().unwrap_or_else(|| home.join("audit"));
+    // A crash in the middle of a batch leaves an unterminated line that was never answered.
+    match crate::audit::repair_torn_tail(&audit_dir) {
+        Ok(Some((file, bytes))) => tracing::warn!(
+            "audit: removed an interrupted, unanswered write ({bytes} bytes) at the end of {file}"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("audit: cannot check the end of the chain: {e}"),
+    }
     // A broken chain is refused at startup (HTTP API spec §13.7): appending to it would
     // hide the break. A fresh install has nothing to verify.
     match crate::audit::verify(&audit_dir, None) {

@@ -1,6 +1,7 @@
 //! The audit trail on real files: rotation, resume, verification, tamper detection,
 //! redaction, compaction, concurrent writers, the query helper and the CLI.
 
+use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -972,4 +973,43 @@ fn verify_while_writing_sees_a_consistent_snapshot() {
     writer.join().unwrap();
     assert!(checks > 0);
     assert_eq!(audit::verify(&dir, None).unwrap().events, 400);
+}
+
+#[test]
+fn an_interrupted_write_is_cut_off_and_the_chain_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = rampart_daemon::audit::AuditLog::open(dir.path()).unwrap();
+        for i in 0..5 {
+            let mut e = rampart_daemon::audit::Event::default();
+            e.tool = "exec".into();
+            e.request
+                .insert("command".into(), json!(format!("echo {i}")));
+            e.decision.action = "allow".into();
+            log.append(e).unwrap();
+        }
+    }
+    let files = rampart_daemon::audit::chain_files(dir.path()).unwrap();
+    let newest = dir.path().join(files.last().unwrap());
+    let before = std::fs::metadata(&newest).unwrap().len();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&newest)
+        .unwrap()
+        .write_all(b"{\"id\":\"01TORN")
+        .unwrap();
+    assert!(rampart_daemon::audit::verify(dir.path(), None).is_err());
+    let repaired = rampart_daemon::audit::repair_torn_tail(dir.path()).unwrap();
+    assert_eq!(repaired.map(|(_, n)| n), Some(13));
+    assert_eq!(std::fs::metadata(&newest).unwrap().len(), before);
+    rampart_daemon::audit::verify(dir.path(), None).expect("intact after the repair");
+    assert_eq!(
+        rampart_daemon::audit::repair_torn_tail(dir.path()).unwrap(),
+        None
+    );
+    // Cutting an answered event short is not a torn write: the checkpoint still names it.
+    let text = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, &text[..text.len() - 20]).unwrap();
+    rampart_daemon::audit::repair_torn_tail(dir.path()).unwrap();
+    assert!(rampart_daemon::audit::verify(dir.path(), None).is_err());
 }
