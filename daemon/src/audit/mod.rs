@@ -108,6 +108,32 @@ pub fn chain_files(dir: &Path) -> io::Result<Vec<String>> {
     Ok(files.into_iter().map(|(_, _, n)| n).collect())
 }
 
+/// Cuts an unterminated last line off the newest chain file, returning the file name and the
+/// bytes removed. Such a line is a batch whose write was interrupted (a crash) before its
+/// `fdatasync`: none of its decisions was answered, so dropping it loses nothing. A
+/// deliberate truncation of an answered event is still caught by `verify`, because the
+/// checkpoint names that event's hash.
+pub fn repair_torn_tail(dir: &Path) -> io::Result<Option<(String, u64)>> {
+    let files = match chain_files(dir) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(last) = files.last() else {
+        return Ok(None);
+    };
+    let path = dir.join(last);
+    let bytes = std::fs::read(&path)?;
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(None);
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+    file.set_len(keep as u64)?;
+    file.sync_all()?;
+    Ok(Some((last.clone(), (bytes.len() - keep) as u64)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,30 +183,4 @@ mod tests {
             ]
         );
     }
-}
-
-/// Cuts an unterminated last line off the newest chain file, returning the file name and the
-/// bytes removed. Such a line is a batch whose write was interrupted (a crash) before its
-/// `fdatasync`: none of its decisions was answered, so dropping it loses nothing. A
-/// deliberate truncation of an answered event is still caught by `verify`, because the
-/// checkpoint names that event's hash.
-pub fn repair_torn_tail(dir: &Path) -> io::Result<Option<(String, u64)>> {
-    let files = match chain_files(dir) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let Some(last) = files.last() else {
-        return Ok(None);
-    };
-    let path = dir.join(last);
-    let bytes = std::fs::read(&path)?;
-    if bytes.is_empty() || bytes.ends_with(b"\n") {
-        return Ok(None);
-    }
-    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-    file.set_len(keep as u64)?;
-    file.sync_all()?;
-    Ok(Some((last.clone(), (bytes.len() - keep) as u64)))
 }
