@@ -981,8 +981,10 @@ fn an_interrupted_write_is_cut_off_and_the_chain_still_verifies() {
     {
         let log = rampart_daemon::audit::AuditLog::open(dir.path()).unwrap();
         for i in 0..5 {
-            let mut e = rampart_daemon::audit::Event::default();
-            e.tool = "exec".into();
+            let mut e = rampart_daemon::audit::Event {
+                tool: "exec".into(),
+                ..Default::default()
+            };
             e.request
                 .insert("command".into(), json!(format!("echo {i}")));
             e.decision.action = "allow".into();
