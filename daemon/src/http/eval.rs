@@ -153,6 +153,26 @@ fn parse_wait(body: &Map<String, Value>, query: &HashMap<String, String>) -> Res
     })
 }
 
+/// What both eval endpoints do first, in the spec's order: authenticate (401), decode the
+/// body (400), check the tool name (400).
+fn eval_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<(Map<String, Value>, String), Response> {
+    authenticate(state, headers, None)?;
+    let body = decode_object(body)?;
+    let Ok(Path(name)) = name else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid tool name: tool name is not valid UTF-8",
+        ));
+    };
+    let tool = tool_name(&name).map_err(|e| error(StatusCode::BAD_REQUEST, &e))?;
+    Ok((body, tool))
+}
+
 pub async fn tool(
     State(state): State<Shared>,
     name: Result<Path<String>, PathRejection>,
@@ -160,22 +180,9 @@ pub async fn tool(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = authenticate(&state, &headers, None) {
-        return r;
-    }
-    let body = match decode_object(body) {
-        Ok(b) => b,
+    let (body, tool) = match eval_request(&state, &headers, name, body) {
+        Ok(r) => r,
         Err(r) => return r,
-    };
-    let Ok(Path(name)) = name else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid tool name: tool name is not valid UTF-8",
-        );
-    };
-    let tool = match tool_name(&name) {
-        Ok(t) => t,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
     if body.get("verification").and_then(Value::as_bool) == Some(true) {
         return error(
@@ -498,22 +505,9 @@ pub async fn preflight(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = authenticate(&state, &headers, None) {
-        return r;
-    }
-    let body = match decode_object(body) {
-        Ok(b) => b,
+    let (body, tool) = match eval_request(&state, &headers, name, body) {
+        Ok(r) => r,
         Err(r) => return r,
-    };
-    let Ok(Path(name)) = name else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid tool name: tool name is not valid UTF-8",
-        );
-    };
-    let tool = match tool_name(&name) {
-        Ok(t) => t,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
     let flag = |key: &str| -> Result<bool, Response> {
         match body.get(key) {
