@@ -65,6 +65,19 @@ fn record_of(c: &Canonical, body: &Map<String, Value>, d: &Decision) -> Record {
     }
 }
 
+/// Writes a record before the answer. When the record `must` be written (enforcing), a
+/// failure is the 503 refusal; otherwise it is logged and the call goes on unaudited.
+async fn audit(state: &AppState, record: Record, must: bool) -> Result<Option<String>, Response> {
+    match state.recorder.record(record).await {
+        Ok(id) => Ok(Some(id)),
+        Err(_) if must => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit storage is unavailable; refusing tool call",
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The grant fingerprint of a call: SHA-256 over its identity and payload.
 fn fingerprint(c: &Canonical, body: &Map<String, Value>) -> String {
     let v = json!({
@@ -200,15 +213,9 @@ pub async fn tool(
     };
     let d = decide(&state, &c, true);
     let enforce = state.mode == Mode::Enforce;
-    let audit_id = match state.recorder.record(record_of(&c, &body, &d)).await {
-        Ok(id) => Some(id),
-        Err(_) if enforce => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit storage is unavailable; refusing tool call",
-            );
-        }
-        Err(_) => None,
+    let audit_id = match audit(&state, record_of(&c, &body, &d), enforce).await {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     state.metrics.observe(
         d.action.as_str(),
@@ -231,14 +238,9 @@ pub async fn tool(
                 let mut second = record_of(&c, &body, &d);
                 second.action = if allowed { "allow" } else { "deny" }.into();
                 second.message = message.clone();
-                let id = match state.recorder.record(second).await {
-                    Ok(id) => id,
-                    Err(_) => {
-                        return error(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "audit storage is unavailable; refusing tool call",
-                        );
-                    }
+                let id = match audit(&state, second, true).await {
+                    Ok(id) => id.unwrap_or_default(),
+                    Err(r) => return r,
                 };
                 out.insert("policy_decision".into(), Value::from(d.action.as_str()));
                 out.insert("allowed".into(), Value::Bool(allowed));
@@ -407,14 +409,9 @@ async fn approved_once(
     ] {
         rec.request.insert(k.into(), Value::from(v));
     }
-    let id = match state.recorder.record(rec).await {
-        Ok(id) => id,
-        Err(_) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit storage is unavailable; refusing tool call",
-            );
-        }
+    let id = match audit(state, rec, true).await {
+        Ok(id) => id.unwrap_or_default(),
+        Err(r) => return r,
     };
     out.insert("allowed".into(), Value::Bool(true));
     out.insert("decision".into(), Value::from("allow"));
@@ -538,15 +535,9 @@ pub async fn preflight(
     let audit_id = if verification {
         None
     } else {
-        match state.recorder.record(record_of(&c, &body, &d)).await {
-            Ok(id) => Some(id),
-            Err(_) if enforced => {
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "audit storage is unavailable; refusing tool call",
-                );
-            }
-            Err(_) => None,
+        match audit(&state, record_of(&c, &body, &d), enforced).await {
+            Ok(id) => id,
+            Err(r) => return r,
         }
     };
     if enforce_requested {
