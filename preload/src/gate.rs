@@ -1,0 +1,183 @@
+//! One decision for one exec attempt: inspect the target, ask the daemon, and turn the answer
+//! (or the lack of one) into allow or deny according to the mode and the failure classes of
+//! preload spec R4. Also the lines the user sees (`rampart: blocked: …`,
+//! `rampart: waiting for approval …`).
+
+use core::ffi::c_char;
+
+use rampart_proto::{EntryPoint, Flags, Mode, RequestRef};
+
+use crate::client::{self, Answer, Failure, REPLY_CAP};
+use crate::config::{self, Config};
+use crate::cstr::{CArg, PATH_CAP, PathBuf};
+use crate::envp;
+use crate::inspect::{self, Target};
+use crate::report::Line;
+
+/// One exec attempt as the hook sees it.
+pub struct Attempt<'a> {
+    pub entry: EntryPoint,
+    /// The executable as it will be run (absolute, or relative to the working directory).
+    pub path: &'a [u8],
+    /// The same as a C string for inspection; NULL when there is nothing to inspect
+    /// (`system`/`popen`, or a target that could not be stat'ed).
+    pub inspect_path: *const c_char,
+    /// Its `stat`, when known.
+    pub stat: Option<&'a libc::stat>,
+    /// The name the caller asked for (a path, a `PATH` name, `fd:N`).
+    pub requested: &'a [u8],
+    pub argv: &'a [CArg],
+    /// The environment the caller meant the child to have (before re-injection).
+    pub env: &'a [CArg],
+    /// Flags the hook already knows (`memfd`, `relative-unresolved`).
+    pub flags: Flags,
+}
+
+/// The outcome for the hook.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Refused: fail with EPERM in the function's shape.
+    Deny,
+}
+
+/// Decides `attempt`. Kept out of line so its buffers (working directory, reply, send batch,
+/// inspection) are released before the caller builds the child environment.
+#[inline(never)]
+pub fn decide(config: &Config, attempt: &Attempt<'_>) -> Verdict {
+    if let Some(problem) = config.problem {
+        return failed(config, attempt, Failure::Protocol(problem), true);
+    }
+    let mut target = Target::new();
+    target.flags = attempt.flags;
+    if envp::scrubbed(config, attempt.env) {
+        target.flags |= Flags::ENV_SCRUBBED;
+    }
+    if let (false, Some(st)) = (attempt.inspect_path.is_null(), attempt.stat) {
+        inspect::inspect(attempt.inspect_path, st, &mut target);
+    }
+
+    // The working directory, and the path made absolute against it in the same buffer.
+    let mut where_: PathBuf<PATH_CAP> = PathBuf::new();
+    config::current_dir(&mut where_);
+    let cwd_len = where_.len();
+    let absolute = attempt.path.starts_with(b"/") || attempt.entry.is_shell();
+    let joined = absolute || (where_.push(b"/") && where_.push(attempt.path));
+    if !joined {
+        where_.truncate(cwd_len);
+        target.flags |= Flags::RELATIVE_UNRESOLVED;
+    }
+    let full = where_.as_bytes();
+    let cwd = full.get(..cwd_len).unwrap_or_default();
+    let path = if absolute || full.len() == cwd_len {
+        attempt.path
+    } else {
+        full
+    };
+
+    // SAFETY: these calls cannot fail.
+    let (pid, ppid, uid) = unsafe { (libc::getpid(), libc::getppid(), libc::getuid()) };
+    let request = RequestRef {
+        entry: attempt.entry,
+        flags: target.flags,
+        mode: config.mode,
+        pid,
+        ppid,
+        uid,
+        path,
+        requested: attempt.requested,
+        cwd,
+        agent: config.agent(),
+        session: config.session(),
+        interpreter: target.interpreter(),
+        argv: attempt.argv,
+    };
+    let mut reply = [0u8; REPLY_CAP];
+    let answer = client::ask(config, &request, &mut reply, |id| {
+        Line::new()
+            .text(b"waiting for approval ")
+            .excerpt(id, 64)
+            .text(b": ")
+            .command(attempt.argv)
+            .emit();
+    });
+    match answer {
+        Ok(Answer::Allow) => {
+            debug(config, attempt, target.flags, b"allow");
+            Verdict::Allow
+        }
+        Ok(Answer::Deny { .. }) if config.mode == Mode::Monitor => {
+            debug(config, attempt, target.flags, b"deny (monitor: allowed)");
+            Verdict::Allow
+        }
+        Ok(Answer::Deny { message }) => {
+            debug(config, attempt, target.flags, b"deny");
+            Line::new()
+                .text(b"blocked: ")
+                .command(attempt.argv)
+                .text(" — ".as_bytes())
+                .excerpt(message, 300)
+                .emit();
+            Verdict::Deny
+        }
+        Err(failure) => failed(config, attempt, failure, false),
+    }
+}
+
+/// No verdict from the daemon: monitor allows; enforce denies, except that
+/// `RAMPART_FAIL_OPEN=1` lets an unavailable or silent daemon allow.
+fn failed(config: &Config, attempt: &Attempt<'_>, failure: Failure, local: bool) -> Verdict {
+    let opens = config.mode == Mode::Monitor
+        || (config.fail_open && matches!(failure, Failure::Unavailable | Failure::Timeout));
+    if opens {
+        debug(config, attempt, attempt.flags, b"no verdict (failing open)");
+        return Verdict::Allow;
+    }
+    let mut line = Line::new();
+    line.text(b"blocked: ")
+        .command(attempt.argv)
+        .text(" — ".as_bytes());
+    match failure {
+        Failure::Unavailable => line
+            .text(b"no rampart daemon at ")
+            .excerpt(config.socket(), 120)
+            .text(b" (failing closed; start `rampart serve` or use `rampart preload`)"),
+        Failure::Timeout => line
+            .text(b"no answer from the rampart daemon within ")
+            .number(u64::from(config.timeout_ms))
+            .text(b" ms (failing closed)"),
+        Failure::Protocol(why) if local => line
+            .text(b"configuration error: ")
+            .text(why.as_bytes())
+            .text(b" (failing closed)"),
+        Failure::Protocol(why) => line.text(why.as_bytes()).text(b" (failing closed)"),
+    };
+    line.emit();
+    Verdict::Deny
+}
+
+/// `RAMPART_DEBUG=1`: one line per decision; argv shown as a count and a byte total only,
+/// never its content (commands carry secrets).
+fn debug(config: &Config, attempt: &Attempt<'_>, flags: Flags, outcome: &[u8]) {
+    if !config.debug {
+        return;
+    }
+    let bytes = attempt
+        .argv
+        .iter()
+        .fold(0u64, |n, a| n.saturating_add(a.as_ref().len() as u64));
+    Line::new()
+        .text(b"debug: ")
+        .text(attempt.entry.as_str().as_bytes())
+        .text(b" ")
+        .excerpt(attempt.path, 160)
+        .text(b" argc=")
+        .number(attempt.argv.len() as u64)
+        .text(b" bytes=")
+        .number(bytes)
+        .text(b" flags=")
+        .number(u64::from(flags.bits()))
+        .text(b" -> ")
+        .text(outcome)
+        .emit();
+}
