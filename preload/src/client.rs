@@ -78,6 +78,11 @@ struct Deadline {
     at_ns: u64,
 }
 
+/// Milliseconds on the monotonic clock.
+pub fn monotonic_ms() -> u64 {
+    now_ns() / 1_000_000
+}
+
 fn now_ns() -> u64 {
     // SAFETY: timespec is plain data; clock_gettime writes it.
     let mut ts: libc::timespec = unsafe { zeroed() };

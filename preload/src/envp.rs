@@ -29,22 +29,32 @@ fn protected(entry: &[u8]) -> bool {
     PROTECTED.contains(&name)
 }
 
-/// Whether `envp` differs from what the child must get: a trusted entry missing or changed,
-/// a second value of a protected name, or `LD_AUDIT` present (flag `env-scrubbed`).
+/// Whether `envp` lost or changed what the child must get (flag `env-scrubbed`): the
+/// trusted `LD_PRELOAD` missing, a protected name carrying another value, or `LD_AUDIT` set.
+/// `RAMPART_*` variables that are merely absent (a plain `LD_PRELOAD=librampart.so` start)
+/// do not count.
 pub fn scrubbed(config: &Config, envp: &[CArg]) -> bool {
-    let mut exact = 0usize;
+    let mut preload_kept = false;
     for e in envp {
         let entry = e.as_ref();
         if !protected(entry) {
             continue;
         }
         if config.trusted().any(|(_, trusted, _)| trusted == entry) {
-            exact = exact.saturating_add(1);
+            preload_kept |= entry.starts_with(b"LD_PRELOAD=");
         } else {
             return true;
         }
     }
-    exact != config.trusted_count()
+    !preload_kept
+}
+
+/// Whether `environ` already holds every trusted entry and nothing it must not.
+fn complete(config: &Config, envp: &[CArg]) -> bool {
+    !scrubbed(config, envp)
+        && config
+            .trusted()
+            .all(|(_, trusted, _)| envp.iter().any(|e| e.as_ref() == trusted))
 }
 
 /// Calls `run` with the child environment built from `envp` (NULL counts as empty).
@@ -98,7 +108,7 @@ pub fn current() -> &'static [CArg] {
 /// Runs in an ordinary context (these functions allocate themselves), never in a `vfork`
 /// child.
 pub fn repair_environ(config: &Config) {
-    if !scrubbed(config, current()) {
+    if complete(config, current()) {
         return;
     }
     for (i, trusted, name_len) in config.trusted() {

@@ -4,6 +4,7 @@
 //! `rampart: waiting for approval …`).
 
 use core::ffi::c_char;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use rampart_proto::{EntryPoint, Flags, Mode, RequestRef};
 
@@ -47,6 +48,16 @@ pub enum Verdict {
 pub fn decide(config: &Config, attempt: &Attempt<'_>) -> Verdict {
     if let Some(problem) = config.problem {
         return failed(config, attempt, Failure::Protocol(problem), true);
+    }
+    let key = denial_key(attempt);
+    if key.is_some_and(just_denied) {
+        debug(
+            config,
+            attempt,
+            attempt.flags,
+            b"deny (same program, just denied)",
+        );
+        return Verdict::Deny;
     }
     let mut target = Target::new();
     target.flags = attempt.flags;
@@ -112,6 +123,9 @@ pub fn decide(config: &Config, attempt: &Attempt<'_>) -> Verdict {
         }
         Ok(Answer::Deny { message }) => {
             debug(config, attempt, target.flags, b"deny");
+            if let Some(key) = key {
+                remember_denial(key);
+            }
             Line::new()
                 .text(b"blocked: ")
                 .command(attempt.argv)
@@ -122,6 +136,50 @@ pub fn decide(config: &Config, attempt: &Attempt<'_>) -> Verdict {
         }
         Err(failure) => failed(config, attempt, failure, false),
     }
+}
+
+/// The last denial in this process (a hash of pid, file identity and argv), and when.
+///
+/// CPython and dash keep looping over `PATH` after EPERM, and on merged-/usr systems
+/// `/usr/bin/x` and `/bin/x` are the same file: the second candidate is refused without
+/// asking again, so the user sees one line and answers at most one approval. A `vfork`
+/// child writes this into its parent's memory, which is harmless: a match needs the same
+/// pid, file and argv array within two seconds, and a mismatch only means asking again.
+static LAST_DENIAL: AtomicU64 = AtomicU64::new(0);
+static LAST_DENIAL_AT_MS: AtomicU64 = AtomicU64::new(0);
+const DENIAL_MEMORY_MS: u64 = 2_000;
+
+fn denial_key(attempt: &Attempt<'_>) -> Option<u64> {
+    let st = attempt.stat?;
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() };
+    let parts = [
+        u64::try_from(pid).unwrap_or(0),
+        st.st_dev,
+        st.st_ino,
+        attempt.argv.as_ptr() as usize as u64,
+        attempt.argv.len() as u64,
+    ];
+    // FNV-1a; 0 is reserved for "none".
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.to_le_bytes() {
+            h ^= u64::from(byte);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    Some(h.max(1))
+}
+
+fn just_denied(key: u64) -> bool {
+    LAST_DENIAL.load(Ordering::Acquire) == key
+        && client::monotonic_ms().saturating_sub(LAST_DENIAL_AT_MS.load(Ordering::Acquire))
+            < DENIAL_MEMORY_MS
+}
+
+fn remember_denial(key: u64) {
+    LAST_DENIAL_AT_MS.store(client::monotonic_ms(), Ordering::Release);
+    LAST_DENIAL.store(key, Ordering::Release);
 }
 
 /// No verdict from the daemon: monitor allows; enforce denies, except that

@@ -5,6 +5,7 @@ pub mod audit;
 mod check;
 mod eval;
 mod policy;
+mod preload;
 mod test;
 
 use std::process::ExitCode;
@@ -61,6 +62,9 @@ pub enum Command {
     Approve(approvals::ResolveArgs),
     /// Deny a pending approval: the waiting command is blocked.
     Deny(approvals::ResolveArgs),
+    /// Run a command (an agent) under librampart.so: every program it or its descendants
+    /// start is decided by the daemon, which is started first when none answers.
+    Preload(preload::PreloadArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -80,6 +84,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Approvals(a) => report(approvals::list(a)),
         Command::Approve(a) => report(approvals::resolve(a, true)),
         Command::Deny(a) => report(approvals::resolve(a, false)),
+        Command::Preload(a) => report(preload::run(a)),
     };
     ExitCode::from(code)
 }
