@@ -166,6 +166,12 @@ const CLEARED: &[&str] = &[
     "RAMPART_URL",
 ];
 
+impl Default for Lab {
+    fn default() -> Lab {
+        Lab::new()
+    }
+}
+
 impl Lab {
     /// A lab with the default [`POLICY`] and no daemon yet.
     pub fn new() -> Lab {

@@ -67,7 +67,8 @@ int main(int argc, char **argv) {
     } else if (!strcmp(entry, "execlp")) {
         r = execlp(target, target, a1, a2, (char *)NULL);
     } else if (!strcmp(entry, "fexecve")) {
-        int fd = open(target, O_RDONLY | O_CLOEXEC);
+        /* Not CLOEXEC: the kernel reopens /dev/fd/N to run a script. */
+        int fd = open(target, O_RDONLY);
         if (fd < 0)
             return report(-1, errno);
         r = fexecve(fd, args, env);
@@ -80,7 +81,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(entry, "memfd")) {
         /* Copy TARGET into a memfd and run it from there (fileless). */
         int src = open(target, O_RDONLY | O_CLOEXEC);
-        int mem = memfd_create("probe", MFD_CLOEXEC);
+        int mem = memfd_create("probe", 0);
         char buf[65536];
         ssize_t n;
         if (src < 0 || mem < 0)
