@@ -75,3 +75,10 @@ __attribute__((visibility("hidden"))) int rampart_shim_execle(const char *path,
     va_end(ap);
     return rampart_variadic_exec(RAMPART_EXECLE, path, argv, envp);
 }
+
+/*
+ * The precompiled `core` refers to Rust's unwinding personality routine even when nothing
+ * can unwind (the library is built with panic = "abort" and no std). This stand-in is never
+ * called; defined here, hidden, so that it is neither exported nor looked up at load time.
+ */
+__attribute__((visibility("hidden"))) void rust_eh_personality(void) {}

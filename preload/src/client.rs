@@ -355,12 +355,11 @@ impl Batch {
                 };
                 dst.copy_from_slice(bytes);
                 self.used = end;
-                if self.last_staged {
-                    if let Some(last) = self.count.checked_sub(1).and_then(|i| self.iov.get_mut(i))
-                    {
-                        last.iov_len = last.iov_len.saturating_add(bytes.len());
-                        return Ok(());
-                    }
+                if self.last_staged
+                    && let Some(last) = self.count.checked_sub(1).and_then(|i| self.iov.get_mut(i))
+                {
+                    last.iov_len = last.iov_len.saturating_add(bytes.len());
+                    return Ok(());
                 }
                 let base = self.staging.as_mut_ptr().wrapping_add(start);
                 self.add(base.cast(), bytes.len());

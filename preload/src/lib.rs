@@ -26,6 +26,7 @@
 //! stack (about 13 KiB at the deepest), descriptors are opened `CLOEXEC` and closed before
 //! the real call. The crate denies indexing, `unwrap` and friends to keep it that way.
 
+#![cfg_attr(not(test), no_std)]
 #![deny(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -46,5 +47,7 @@ mod hooks;
 mod inspect;
 mod real;
 mod report;
+#[cfg(not(test))]
+mod runtime;
 mod search;
 mod variadic;

@@ -74,26 +74,24 @@ fn build() -> Artifacts {
         .parent()
         .expect("workspace root")
         .to_path_buf();
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .current_dir(&workspace)
-        .args([
-            "build",
-            "--locked",
-            "-p",
-            "rampart-preload",
-            "-p",
-            "rampart-daemon",
-        ])
-        .args(["--bin", "rampart", "--lib"]);
-    if release {
-        cargo.arg("--release");
-    }
-    let status = cargo
-        .env_remove("LD_PRELOAD")
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build of the artifacts failed");
+    let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+    let cargo = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(&workspace)
+            .args(["build", "--locked"])
+            .args(args)
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env_remove("LD_PRELOAD");
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build {args:?} failed");
+    };
+    cargo(&["-p", "rampart-daemon", "--bin", "rampart"]);
+    // The library is its own workspace (built with panic = "abort"; see preload/Cargo.toml).
+    cargo(&["--manifest-path", "preload/Cargo.toml"]);
     let probe_dir = profile_dir.join("e2e-probes");
     std::fs::create_dir_all(&probe_dir).expect("probe dir");
     let probe = compile_c(
