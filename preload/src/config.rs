@@ -437,7 +437,11 @@ fn trusted_preload(initial: &[u8], out: &mut PathBuf<8192>) -> bool {
             continue;
         }
         let mut real: PathBuf<{ cstr::PATH_CAP }> = PathBuf::new();
-        if canonical(part, &mut real) && real.as_bytes() == own.as_bytes() {
+        if part == own.as_bytes()
+            || (!part.starts_with(b"/")
+                && canonical(part, &mut real)
+                && real.as_bytes() == own.as_bytes())
+        {
             out.push(own.as_bytes());
             found = true;
         } else {
@@ -468,6 +472,11 @@ fn own_path(out: &mut PathBuf<{ cstr::PATH_CAP }>) -> bool {
     }
     // SAFETY: dli_fname is a NUL-terminated string owned by ld.so.
     let name = unsafe { cstr::bytes(info.dli_fname) };
+    // An absolute name is all the cascade needs (and saves a realpath in every process).
+    if name.starts_with(b"/") {
+        out.clear();
+        return out.push(name);
+    }
     canonical(name, out)
 }
 

@@ -90,6 +90,21 @@ fn has_capabilities(path: *const c_char) -> bool {
     r > 0
 }
 
+/// Fills `buf` from `offset`: from the bytes already read (`head`) when they cover it, else
+/// with one `pread`. Returns how many bytes were filled.
+fn fetch(fd: i32, head: &[u8], buf: &mut [u8], offset: u64) -> usize {
+    let cached = usize::try_from(offset)
+        .ok()
+        .and_then(|start| head.get(start..start.checked_add(buf.len())?));
+    match cached {
+        Some(bytes) => {
+            buf.copy_from_slice(bytes);
+            buf.len()
+        }
+        None => read_at(fd, buf, offset),
+    }
+}
+
 fn read_at(fd: i32, buf: &mut [u8], offset: u64) -> usize {
     let Ok(off) = libc::off_t::try_from(offset) else {
         return 0;
@@ -157,16 +172,8 @@ fn elf(fd: i32, head: &[u8], out: &mut Target) {
             break;
         };
         let mut ph = [0u8; 56];
-        let from_head = usize::try_from(at)
-            .ok()
-            .and_then(|a| head.get(a..a.checked_add(56)?));
-        match from_head {
-            Some(bytes) => ph.copy_from_slice(bytes),
-            None => {
-                if read_at(fd, &mut ph, at) != ph.len() {
-                    break;
-                }
-            }
+        if fetch(fd, head, &mut ph, at) != ph.len() {
+            break;
         }
         let (Some(kind), Some(offset), Some(size)) =
             (u32_at(&ph, 0), u64_at(&ph, 8), u64_at(&ph, 32))
@@ -178,7 +185,7 @@ fn elf(fd: i32, head: &[u8], out: &mut Target) {
                 has_interp = true;
                 let mut interp = [0u8; INTERP_CAP];
                 let want = usize::try_from(size).unwrap_or(INTERP_CAP).min(INTERP_CAP);
-                let n = read_at(fd, interp.get_mut(..want).unwrap_or_default(), offset);
+                let n = fetch(fd, head, interp.get_mut(..want).unwrap_or_default(), offset);
                 let name = interp.get(..n).unwrap_or_default();
                 let name = name.split(|&b| b == 0).next().unwrap_or_default();
                 let base = name.rsplit(|&b| b == b'/').next().unwrap_or_default();
@@ -186,7 +193,7 @@ fn elf(fd: i32, head: &[u8], out: &mut Target) {
                     out.flags |= Flags::FOREIGN_CLASS;
                 }
             }
-            PT_NOTE if go_note(fd, offset, size) => out.flags |= Flags::GO,
+            PT_NOTE if go_note(fd, head, offset, size) => out.flags |= Flags::GO,
             _ => {}
         }
     }
@@ -196,12 +203,12 @@ fn elf(fd: i32, head: &[u8], out: &mut Target) {
 }
 
 /// Whether the note segment at `offset` holds a Go build id.
-fn go_note(fd: i32, offset: u64, size: u64) -> bool {
+fn go_note(fd: i32, head: &[u8], offset: u64, size: u64) -> bool {
     let mut notes = [0u8; 512];
     let want = usize::try_from(size)
         .unwrap_or(notes.len())
         .min(notes.len());
-    let n = read_at(fd, notes.get_mut(..want).unwrap_or_default(), offset);
+    let n = fetch(fd, head, notes.get_mut(..want).unwrap_or_default(), offset);
     let notes = notes.get(..n).unwrap_or_default();
     let mut at = 0usize;
     while let (Some(namesz), Some(descsz), Some(kind)) = (
