@@ -223,3 +223,18 @@ fn unfollowable_targets_are_flagged_and_strict_mode_denies_them() {
     probe(&strict, "execve", &allowed, &["m3"]);
     assert!(strict.marker("allowed-m3"));
 }
+
+#[test]
+fn the_hook_path_fits_a_small_thread_stack() {
+    // Threads may have small stacks. The optimized library fits a 20 KiB thread stack
+    // (TLS included); the unoptimized test build needs more, so this checks 32 KiB.
+    let lab = lab();
+    let (out, err, code) = run_text(
+        lab.command(&artifacts().probe)
+            .args(["small_stack", "allowed", "tiny"])
+            .env("PROBE_STACK_KB", "32"),
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("ret=0 status=0"), "{out}{err}");
+    assert!(lab.marker("allowed-tiny"));
+}

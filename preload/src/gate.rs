@@ -73,7 +73,11 @@ pub fn decide(config: &Config, attempt: &Attempt<'_>) -> Verdict {
     config::current_dir(&mut where_);
     let cwd_len = where_.len();
     let absolute = attempt.path.starts_with(b"/") || attempt.entry.is_shell();
-    let joined = absolute || (where_.push(b"/") && where_.push(attempt.path));
+    let mut relative = attempt.path;
+    while let Some(rest) = relative.strip_prefix(b"./") {
+        relative = rest;
+    }
+    let joined = absolute || (where_.push(b"/") && where_.push(relative));
     if !joined {
         where_.truncate(cwd_len);
         target.flags |= Flags::RELATIVE_UNRESOLVED;
@@ -144,29 +148,39 @@ pub fn decide(config: &Config, attempt: &Attempt<'_>) -> Verdict {
 /// `/usr/bin/x` and `/bin/x` are the same file: the second candidate is refused without
 /// asking again, so the user sees one line and answers at most one approval. A `vfork`
 /// child writes this into its parent's memory, which is harmless: a match needs the same
-/// pid, file and argv array within two seconds, and a mismatch only means asking again.
+/// pid, file and argv contents within two seconds, and a mismatch only means asking again.
 static LAST_DENIAL: AtomicU64 = AtomicU64::new(0);
 static LAST_DENIAL_AT_MS: AtomicU64 = AtomicU64::new(0);
 const DENIAL_MEMORY_MS: u64 = 2_000;
+
+/// Longest argv (in bytes) the denial memory keys on; longer ones are always asked about.
+const DENIAL_KEY_MAX_BYTES: usize = 64 * 1024;
 
 fn denial_key(attempt: &Attempt<'_>) -> Option<u64> {
     let st = attempt.stat?;
     // SAFETY: getpid cannot fail.
     let pid = unsafe { libc::getpid() };
-    let parts = [
-        u64::try_from(pid).unwrap_or(0),
-        st.st_dev,
-        st.st_ino,
-        attempt.argv.as_ptr() as usize as u64,
-        attempt.argv.len() as u64,
-    ];
-    // FNV-1a; 0 is reserved for "none".
+    // FNV-1a over the pid, the file's identity and the argv bytes (each entry followed by
+    // its length, so entry boundaries count); 0 is reserved for "none".
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.to_le_bytes() {
+    let mut mix = |bytes: &[u8]| {
+        for &byte in bytes {
             h ^= u64::from(byte);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
+    };
+    mix(&u64::try_from(pid).unwrap_or(0).to_le_bytes());
+    mix(&st.st_dev.to_le_bytes());
+    mix(&st.st_ino.to_le_bytes());
+    let mut total = 0usize;
+    for arg in attempt.argv {
+        let bytes = arg.as_ref();
+        total = total.saturating_add(bytes.len());
+        if total > DENIAL_KEY_MAX_BYTES {
+            return None;
+        }
+        mix(bytes);
+        mix(&(bytes.len() as u64).to_le_bytes());
     }
     Some(h.max(1))
 }

@@ -97,7 +97,7 @@ fn build() -> Artifacts {
     let probe = compile_c(
         &workspace.join("tests/probe/probe.c"),
         &probe_dir.join("probe"),
-        &["-ldl"],
+        &["-ldl", "-lpthread"],
     );
     let gonote = compile_c(
         &workspace.join("tests/probe/gonote.c"),

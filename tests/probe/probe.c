@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,19 @@ static int spawned(int ret, pid_t pid) {
         waitpid(pid, &status, 0);
     printf("ret=%d status=%d\n", ret, status);
     return 0;
+}
+
+struct small_stack_job {
+    char **args;
+    char **env;
+    int ret;
+    pid_t pid;
+};
+
+static void *small_stack_spawn(void *p) {
+    struct small_stack_job *job = p;
+    job->ret = posix_spawnp(&job->pid, job->args[0], NULL, NULL, job->args, job->env);
+    return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -123,6 +137,21 @@ int main(int argc, char **argv) {
                       ? posix_spawn(&pid, target, NULL, NULL, args, env)
                       : posix_spawnp(&pid, target, NULL, NULL, args, env);
         return spawned(ret, pid);
+    } else if (!strcmp(entry, "small_stack")) {
+        /* posix_spawnp from a thread whose whole stack is PROBE_STACK_KB (default 32) KiB:
+         * the hook path must fit in it. */
+        const char *kb = getenv("PROBE_STACK_KB");
+        size_t size = (size_t)(kb ? atoi(kb) : 32) * 1024;
+        struct small_stack_job job = {args, env, -1, 0};
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        if (pthread_attr_setstacksize(&attr, size) != 0)
+            return report(-3, 0);
+        if (pthread_create(&t, &attr, small_stack_spawn, &job) != 0)
+            return report(-4, 0);
+        pthread_join(t, NULL);
+        return spawned(job.ret, job.pid);
     } else if (!strcmp(entry, "vfork_execve")) {
         pid_t pid = vfork();
         if (pid == 0) {
