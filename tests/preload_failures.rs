@@ -325,3 +325,32 @@ fn rampart_preload_explains_a_missing_library() {
         "{err}"
     );
 }
+
+#[test]
+fn rampart_preload_sets_no_new_privs_and_the_environment() {
+    let lab = Lab::new();
+    let script = "while read -r k v; do case $k in NoNewPrivs:) echo nnp=$v;; esac; done \
+                  < /proc/self/status; echo mode=$RAMPART_MODE agent=$RAMPART_AGENT \
+                  fail=$RAMPART_FAIL_OPEN preload=$LD_PRELOAD";
+    let (out, err, code) = run_text(
+        Command::new(&artifacts().rampart)
+            .env_remove("LD_PRELOAD")
+            .env("RAMPART_HOME", lab.root().join("home"))
+            .args([
+                "preload",
+                "--no-start",
+                "--no-new-privs",
+                "--mode",
+                "monitor",
+            ])
+            .args(["--agent", "a1", "--socket"])
+            .arg(lab.root().join("none.sock"))
+            .args(["--", "/bin/sh", "-c", script]),
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("nnp=1"), "{out}");
+    assert!(out.contains("mode=monitor agent=a1 fail=0"), "{out}");
+    let lib = std::fs::canonicalize(&artifacts().library).unwrap();
+    assert!(out.contains(&format!("preload={}", lib.display())), "{out}");
+    assert!(err.contains("no daemon answers"), "{err}");
+}
