@@ -429,6 +429,25 @@ fn spawn_search(
     search.final_errno()
 }
 
+/// `/proc/self/fd/N` for `fd`; what it links to goes into `target` (empty when unknown).
+fn descriptor_path(fd: c_int, target: &mut PathBuf<PATH_CAP>) -> PathBuf<64> {
+    let mut link: PathBuf<64> = PathBuf::new();
+    let mut digits = [0u8; 20];
+    link.push(b"/proc/self/fd/");
+    link.push(decimal(u64::try_from(fd).unwrap_or(u64::MAX), &mut digits));
+    let raw = target.raw();
+    // SAFETY: link is NUL-terminated; raw is writable for its length.
+    let n = unsafe {
+        libc::readlink(
+            link.as_ptr(),
+            raw.as_mut_ptr().cast(),
+            raw.len().saturating_sub(1),
+        )
+    };
+    target.set_len(usize::try_from(n).unwrap_or(0));
+    link
+}
+
 /// Route 6: an exec through a descriptor (`fexecve`, `execveat` with `AT_EMPTY_PATH`): the
 /// target is what `/proc/self/fd/N` names; `memfd:` and deleted files are flagged.
 fn exec_fd(
@@ -440,25 +459,12 @@ fn exec_fd(
 ) -> c_int {
     let saved = errno();
     let config = config::get();
-    let mut link: PathBuf<64> = PathBuf::new();
-    let mut digits = [0u8; 20];
-    link.push(b"/proc/self/fd/");
-    link.push(decimal(u64::try_from(fd).unwrap_or(u64::MAX), &mut digits));
     let mut requested: PathBuf<32> = PathBuf::new();
+    let mut digits = [0u8; 20];
     requested.push(b"fd:");
     requested.push(decimal(u64::try_from(fd).unwrap_or(u64::MAX), &mut digits));
-
     let mut target: PathBuf<PATH_CAP> = PathBuf::new();
-    let raw = target.raw();
-    // SAFETY: link is NUL-terminated; raw is writable for its length.
-    let n = unsafe {
-        libc::readlink(
-            link.as_ptr(),
-            raw.as_mut_ptr().cast(),
-            raw.len().saturating_sub(1),
-        )
-    };
-    target.set_len(usize::try_from(n).unwrap_or(0));
+    let link = descriptor_path(fd, &mut target);
     // SAFETY: stat is plain data.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: st is a valid out-pointer.
@@ -513,23 +519,7 @@ fn exec_at(
     let config = config::get();
     // The directory behind dirfd, then the relative name.
     let mut full: PathBuf<PATH_CAP> = PathBuf::new();
-    let mut link: PathBuf<64> = PathBuf::new();
-    let mut digits = [0u8; 20];
-    link.push(b"/proc/self/fd/");
-    link.push(decimal(
-        u64::try_from(dirfd).unwrap_or(u64::MAX),
-        &mut digits,
-    ));
-    let raw = full.raw();
-    // SAFETY: link is NUL-terminated; raw is writable.
-    let n = unsafe {
-        libc::readlink(
-            link.as_ptr(),
-            raw.as_mut_ptr().cast(),
-            raw.len().saturating_sub(1),
-        )
-    };
-    full.set_len(usize::try_from(n).unwrap_or(0));
+    descriptor_path(dirfd, &mut full);
     let mut unresolved = Flags::empty();
     if full.len() == 0 || !(full.push(b"/") && full.push(name)) {
         full.clear();
