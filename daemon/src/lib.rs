@@ -8,6 +8,7 @@ pub mod call_json;
 pub mod cli;
 pub mod delegate;
 pub mod home;
+pub mod lineage;
 // Handlers return `Result<_, Response>`: the error is the HTTP answer itself.
 #[allow(clippy::result_large_err)]
 pub mod http;
@@ -18,3 +19,4 @@ pub mod recorder;
 pub mod serve;
 pub mod socket;
 pub mod state;
+pub mod verdict_cache;

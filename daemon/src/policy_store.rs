@@ -84,6 +84,8 @@ pub struct ReloadStats {
 
 pub struct PolicyStore {
     engine: ArcSwap<Engine>,
+    /// Bumped by every successful reload: names the policy version (verdict cache keys).
+    generation: std::sync::atomic::AtomicU64,
     source: PolicySource,
     stamps: Mutex<Vec<(PathBuf, Option<SystemTime>)>>,
     last_reload: Mutex<Option<Instant>>,
@@ -108,6 +110,7 @@ impl PolicyStore {
         let stamps = source.stamps();
         Ok(PolicyStore {
             engine: ArcSwap::from_pointee(engine),
+            generation: std::sync::atomic::AtomicU64::new(0),
             source,
             stamps: Mutex::new(stamps),
             last_reload: Mutex::new(None),
@@ -117,6 +120,11 @@ impl PolicyStore {
     /// The engine in force (cheap; never blocks on a reload).
     pub fn current(&self) -> Arc<Engine> {
         self.engine.load_full()
+    }
+
+    /// The policy version: 0 for the policy loaded at start, +1 per successful reload.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn source(&self) -> &PolicySource {
@@ -152,6 +160,8 @@ impl PolicyStore {
             millis: start.elapsed().as_secs_f64() * 1000.0,
         };
         self.engine.store(Arc::new(engine));
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         *self.stamps.lock().expect("stamps lock") = self.source.stamps();
         Ok(stats)
     }
