@@ -35,10 +35,11 @@ pub struct Recorder {
 impl Recorder {
     /// Opens (or resumes) the audit trail in `dir` as its only writer: `rampart serve`
     /// holds `$RAMPART_HOME/serve.lock` for its lifetime, so the writer does not re-read the
-    /// checkpoint before every batch (see [`AuditOptions::exclusive`](crate::audit::AuditOptions)).
-    pub fn open(dir: &std::path::Path) -> std::io::Result<Recorder> {
+    /// checkpoint before every append (see [`AuditOptions::exclusive`](crate::audit::AuditOptions)).
+    pub fn open(dir: &std::path::Path, sync: crate::audit::AuditSync) -> std::io::Result<Recorder> {
         let opts = crate::audit::AuditOptions {
             exclusive: true,
+            sync,
             ..crate::audit::AuditOptions::default()
         };
         Ok(Recorder {
@@ -55,8 +56,10 @@ impl Recorder {
         }
     }
 
-    /// Appends one record and waits (without blocking the runtime) until it is durably in
-    /// the chain; returns its audit id. Redaction happens in the writer, on this task.
+    /// Appends one record and returns its audit id once it is in the chain: written to the
+    /// audit file (so a crash of the daemon cannot lose it), and with `--audit-sync always`
+    /// also synced, a wait that does not block the runtime. Redaction, hashing and the write
+    /// happen on this task.
     pub async fn record(&self, r: Record) -> Result<String, AuditUnavailable> {
         let Some(log) = &self.log else {
             return Err(AuditUnavailable("no audit trail configured".into()));
@@ -91,8 +94,8 @@ impl Recorder {
         Ok(event.id)
     }
 
-    /// [`record`](Self::record) for synchronous code (it blocks the calling thread until the
-    /// record's group commit is durable): the approval resolution, which audits under the
+    /// [`record`](Self::record) for synchronous code (with `--audit-sync always` it blocks
+    /// the calling thread for the sync): the approval resolution, which audits under the
     /// approvals lock.
     pub fn record_blocking(&self, r: Record) -> Result<String, AuditUnavailable> {
         let Some(log) = &self.log else {
@@ -132,8 +135,8 @@ impl Recorder {
         }
     }
 
-    /// Waits until every submitted record is committed and the checkpoint written (at
-    /// shutdown). Each record is already durable before its caller is answered.
+    /// Syncs every record written so far and writes the checkpoint (at shutdown). Each
+    /// record was already written to the file before its caller was answered.
     pub fn flush(&self) {
         if let Some(log) = &self.log {
             if let Err(e) = log.flush() {
@@ -141,7 +144,7 @@ impl Recorder {
             }
             tracing::info!(
                 records = log.records(),
-                group_commits = log.batches(),
+                syncs = log.syncs(),
                 "audit trail flushed"
             );
         }

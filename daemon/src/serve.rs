@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
 use crate::approvals::ApprovalStore;
+use crate::audit::AuditSync;
 use crate::home::{admin_token, ensure_private_dir, rampart_home};
 use crate::metrics::Metrics;
 use crate::policy_store::{PolicySource, PolicyStore};
@@ -27,6 +28,19 @@ pub enum ModeArg {
     Disabled,
 }
 
+/// When audit records reach the disk (`--audit-sync`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AuditSyncArg {
+    /// Sync every record before its decision is answered (appends waiting together share
+    /// one sync): nothing answered is lost even to a power loss, at the cost of a disk
+    /// flush in every round trip.
+    Always,
+    /// Answer once the record is written to the audit file (a crash of the daemon cannot
+    /// lose it); sync in the background within 100 ms, at rotation and at shutdown. A power
+    /// loss or kernel crash can lose the last 100 ms of records; the chain stays valid.
+    Interval,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -36,7 +50,11 @@ pub enum LogFormat {
 #[derive(Args, Debug)]
 #[command(
     after_help = "The daemon answers the preload library on a Unix socket and agent frameworks over HTTP \
-(POST /v1/tool/exec with `Authorization: Bearer $(cat ~/.rampart/token)`).\n\nExamples:\n  rampart serve\n  rampart serve --profile paranoid --listen 127.0.0.1:9191\n  rampart serve --no-http --mode monitor"
+(POST /v1/tool/exec with `Authorization: Bearer $(cat ~/.rampart/token)`).\n\nExamples:\n  rampart serve\n  rampart serve --profile paranoid --listen 127.0.0.1:9191\n  rampart serve --no-http --mode monitor\n  rampart serve --audit-sync always\n\n\
+Every decision is written to the hash-chained audit trail before it is answered. With the \
+default --audit-sync interval, \"written\" means handed to the kernel: a crash of the daemon \
+loses nothing, and the records are synced to the disk in the background within 100 ms (a power \
+loss can lose that window). --audit-sync always syncs each record before its answer."
 )]
 pub struct ServeArgs {
     /// Unix socket for the preload library [default: $RAMPART_HOME/rampart.sock].
@@ -73,6 +91,10 @@ pub struct ServeArgs {
     /// Audit trail directory [default: $RAMPART_HOME/audit].
     #[arg(long, value_name = "DIR")]
     pub audit_dir: Option<PathBuf>,
+    /// When audit records are synced to the disk: before the answer (always) or in the
+    /// background within 100 ms (interval). Both write the record before answering.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "interval")]
+    pub audit_sync: AuditSyncArg,
     /// How long an approval waits for a human before it denies.
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     pub approval_timeout: Duration,
@@ -192,7 +214,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let recorder = Recorder::open(&audit_dir)
+    let sync = match args.audit_sync {
+        AuditSyncArg::Always => AuditSync::Always,
+        AuditSyncArg::Interval => AuditSync::Interval(crate::audit::DEFAULT_SYNC_INTERVAL),
+    };
+    let recorder = Recorder::open(&audit_dir, sync)
         .with_context(|| format!("cannot open the audit trail in {}", audit_dir.display()))?;
     let verify_url = args
         .verify_url
@@ -284,6 +310,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let engine = state.policies.current();
     tracing::info!(
         mode = state.mode.as_str(),
+        audit_sync = ?args.audit_sync,
         policies = engine.policy_count(),
         source = %state.policies.source().label(),
         socket = %socket_path.display(),

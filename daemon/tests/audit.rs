@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rampart_daemon::audit::{
-    self, AuditLog, AuditOptions, AuditQuery, ChainErrorKind, Event, EventDecision, EventResponse,
-    QueryError,
+    self, AuditLog, AuditOptions, AuditQuery, AuditSync, ChainErrorKind, Event, EventDecision,
+    EventResponse, QueryError,
 };
 use serde_json::{Value, json};
 
@@ -36,7 +36,11 @@ impl TestClock {
 fn options(clock: &TestClock, rotate_bytes: u64, fsync: bool) -> AuditOptions {
     AuditOptions {
         rotate_bytes,
-        fsync,
+        sync: if fsync {
+            AuditSync::Always
+        } else {
+            AuditSync::Never
+        },
         clock: Some(clock.clock()),
         ..AuditOptions::default()
     }
@@ -690,7 +694,7 @@ fn concurrent_writers_share_one_chain() {
     let dir = tmp.path().to_path_buf();
     let opts = AuditOptions {
         rotate_bytes: 8 * 1024,
-        fsync: false,
+        sync: AuditSync::Never,
         ..AuditOptions::default()
     };
     // Two independent writers (as two processes would be), four threads each.
@@ -912,7 +916,7 @@ fn cli_tail_follow_prints_new_events() {
         &dir,
         AuditOptions {
             rotate_bytes: 2048,
-            fsync: false,
+            sync: AuditSync::Never,
             ..AuditOptions::default()
         },
     )
@@ -947,32 +951,41 @@ fn verify_while_writing_sees_a_consistent_snapshot() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<AuditLog>();
 
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    let log = AuditLog::open_with(
-        &dir,
-        AuditOptions {
-            rotate_bytes: 4096,
-            fsync: false,
-            ..AuditOptions::default()
-        },
-    )
-    .unwrap();
-    log.append(mk(0)).unwrap();
-    let writer = std::thread::spawn(move || {
-        for i in 1..400 {
-            log.append(mk(i)).unwrap();
+    // A shared directory (the lock per append) and an exclusive writer (the lock held
+    // between sync passes, here every 5 ms).
+    for exclusive in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let log = AuditLog::open_with(
+            &dir,
+            AuditOptions {
+                rotate_bytes: 4096,
+                sync: if exclusive {
+                    AuditSync::Interval(std::time::Duration::from_millis(5))
+                } else {
+                    AuditSync::Never
+                },
+                exclusive,
+                ..AuditOptions::default()
+            },
+        )
+        .unwrap();
+        log.append(mk(0)).unwrap();
+        let writer = std::thread::spawn(move || {
+            for i in 1..400 {
+                log.append(mk(i)).unwrap();
+            }
+        });
+        let mut checks = 0;
+        while !writer.is_finished() {
+            let r = audit::verify(&dir, None).expect("a verify during writes sees a whole chain");
+            assert!(r.events >= 1);
+            checks += 1;
         }
-    });
-    let mut checks = 0;
-    while !writer.is_finished() {
-        let r = audit::verify(&dir, None).expect("a verify during writes sees a whole chain");
-        assert!(r.events >= 1);
-        checks += 1;
+        writer.join().unwrap();
+        assert!(checks > 0, "exclusive: {exclusive}");
+        assert_eq!(audit::verify(&dir, None).unwrap().events, 400);
     }
-    writer.join().unwrap();
-    assert!(checks > 0);
-    assert_eq!(audit::verify(&dir, None).unwrap().events, 400);
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! - [`AuditLog`] appends events: redaction (§13.6), writer defaults, compaction (§13.2),
 //!   the hash chain (§13.5), daily and size rotation with continuation headers (§13.1),
 //!   the checkpoint `.audit-chain-state.json`, anchors every 100 events (§13.3) and a
-//!   cross-process lock. Records are group-committed by a writer thread: every record is
-//!   written and fsynced before its `append` returns, one `write` + `fdatasync` per batch.
+//!   cross-process lock. Every record is written to its file (one `write`, on the caller's
+//!   thread) before its `append` returns; a flusher thread `fdatasync`s either before the
+//!   append returns or within an interval ([`AuditSync`]).
 //! - [`verify()`] walks the chain and names the first broken link (§13.7).
 //! - [`tail`], [`read_events_from`] and [`query_events`] read it back (`rampart audit tail`,
 //!   `GET /v1/audit/events`, §13.8).
@@ -38,7 +39,10 @@ pub use event::{
 };
 pub use read::{AuditPage, AuditQuery, QueryError, query_events, read_events_from, tail};
 pub use verify::{ChainError, ChainErrorKind, VerifyReport, verify};
-pub use writer::{AuditLog, AuditOptions, Clock, DEFAULT_ROTATE_BYTES, MAX_RECORD_BYTES};
+pub use writer::{
+    AuditLog, AuditOptions, AuditSync, Clock, DEFAULT_ROTATE_BYTES, DEFAULT_SYNC_INTERVAL,
+    MAX_RECORD_BYTES,
+};
 
 /// The checkpoint file name.
 pub const CHECKPOINT_FILE: &str = ".audit-chain-state.json";
@@ -109,9 +113,10 @@ pub fn chain_files(dir: &Path) -> io::Result<Vec<String>> {
 }
 
 /// Cuts an unterminated last line off the newest chain file, returning the file name and the
-/// bytes removed. Such a line is a batch whose write was interrupted (a crash) before its
-/// `fdatasync`: none of its decisions was answered, so dropping it loses nothing. A
-/// deliberate truncation of an answered event is still caught by `verify`, because the
+/// bytes removed. Such a line is a write that was interrupted (the daemon killed in the
+/// middle of it, or a power loss before its sync): a decision is answered only after its
+/// whole line is written, so after a crash of the daemon dropping it loses nothing. A
+/// deliberate truncation of an answered event is still caught by `verify` once the
 /// checkpoint names that event's hash.
 pub fn repair_torn_tail(dir: &Path) -> io::Result<Option<(String, u64)>> {
     let files = match chain_files(dir) {

@@ -5,7 +5,9 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,13 +41,39 @@ const PLACEHOLDER_HASH: &str =
 /// The writer's clock (UTC); injectable so tests can cross midnight.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
-/// Writer settings. `AuditOptions::default()` is what `rampart serve` uses.
+/// The longest a written record stays unsynced under [`AuditSync::Interval`] as `rampart
+/// serve` runs it.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+/// When appended records reach stable storage.
+///
+/// In every mode a record is written to the kernel (its `write(2)` has completed) before
+/// `append` returns, so a crash of the writing process cannot lose a record whose caller was
+/// answered. The modes differ in what a power loss or kernel crash can lose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditSync {
+    /// `append` also waits for an `fdatasync` covering its record. Appends waiting at the
+    /// same time share one sync (the flusher thread's group commit).
+    Always,
+    /// `append` does not wait; the flusher thread syncs at most this long after the first
+    /// unsynced write, and when a file is left (rotation), on `flush` and on close. A power
+    /// loss can take up to one interval of records with it; the chain stays valid, because
+    /// the checkpoint and the anchor only ever name synced records.
+    Interval(Duration),
+    /// No `fdatasync` at all (tests, throw-away trails). The checkpoint and the anchor are
+    /// still kept up to date, every [`DEFAULT_SYNC_INTERVAL`].
+    Never,
+}
+
+/// Writer settings. The defaults are those of `rampart serve` without `--audit-sync`,
+/// except [`exclusive`](Self::exclusive), which serve sets.
 #[derive(Clone)]
 pub struct AuditOptions {
     /// Start a new `.pN` part when a line would take the file over this many bytes.
     pub rotate_bytes: u64,
-    /// fsync every record (and the directory when a file is created). Default true.
-    pub fsync: bool,
+    /// When records are synced (and whether the directory is, when a file is created).
+    /// Default: [`AuditSync::Interval`] of [`DEFAULT_SYNC_INTERVAL`].
+    pub sync: AuditSync,
     /// Records larger than this are compacted (spec §13.2). Default 2 MiB.
     pub max_record_bytes: usize,
     /// Replaces `Utc::now` for timestamps, file dates and anchors.
@@ -54,9 +82,13 @@ pub struct AuditOptions {
     pub host: Option<Host>,
     /// This process is the only writer of the directory for the log's lifetime (as
     /// `rampart serve` is, holding `$RAMPART_HOME/serve.lock`): the writer trusts its own view
-    /// of the chain's end instead of re-reading the checkpoint before every batch (it still
-    /// checks its file's size, and still takes the directory lock per batch so readers get
-    /// consistent snapshots). Default false: several writers may share the directory.
+    /// of the chain's end instead of re-reading the checkpoint before every append (it still
+    /// checks its file's size), writes the checkpoint after each sync pass instead of after
+    /// each append, and keeps the directory lock from its first append until the next sync
+    /// pass instead of taking it per append (a reader such as `rampart audit verify` waits
+    /// for at most one sync interval for its consistent snapshot). Default false: several
+    /// writers may share the directory; each takes the lock per append and keeps the
+    /// checkpoint current for the others.
     pub exclusive: bool,
 }
 
@@ -64,7 +96,7 @@ impl Default for AuditOptions {
     fn default() -> Self {
         AuditOptions {
             rotate_bytes: DEFAULT_ROTATE_BYTES,
-            fsync: true,
+            sync: AuditSync::Interval(DEFAULT_SYNC_INTERVAL),
             max_record_bytes: MAX_RECORD_BYTES,
             clock: None,
             host: None,
@@ -77,7 +109,7 @@ impl std::fmt::Debug for AuditOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditOptions")
             .field("rotate_bytes", &self.rotate_bytes)
-            .field("fsync", &self.fsync)
+            .field("sync", &self.sync)
             .field("max_record_bytes", &self.max_record_bytes)
             .field("clock", &self.clock.as_ref().map(|_| "custom"))
             .field("host", &self.host)
@@ -120,19 +152,20 @@ pub(crate) struct Anchor {
 
 /// The audit trail writer. Cheap to share (`Send + Sync`).
 ///
-/// Appends are committed in groups by a dedicated writer thread:
+/// An append runs on the caller's thread, with no handoff to another thread:
 ///
-/// - the caller (any thread or task) redacts the event, fills its defaults and serializes it
+/// - outside any lock, the caller redacts the event, fills its defaults and serializes it
 ///   once, with holes for `hash`, `prev_hash` and `timestamp` (in parallel across callers);
-/// - the writer thread drains everything queued, takes the cross-process `flock` once,
-///   timestamps and chains the records in order (the only serial work: a SHA-256 per
-///   record), appends them with one `write` and one `fdatasync`, and only then answers every
-///   caller of the batch; the checkpoint (a hint) and the anchor are updated after the
-///   answers, still under the lock.
+/// - under the log's mutex and the directory's cross-process `flock` (see
+///   [`AuditOptions::exclusive`] for how long it is held), it timestamps and
+///   chains the record (a SHA-256: the only serial work besides the system call), rotates
+///   when due, and appends the line with one `write(2)`.
 ///
-/// [`append`](Self::append) blocks until its record is durable; [`append_async`](Self::append_async)
-/// awaits the same without blocking a runtime worker. An error means the event is not in the
-/// chain.
+/// When [`append`](Self::append) returns, the record is in the kernel. Syncing it to the
+/// disk is the flusher thread's job, as [`AuditSync`] says; with `Always`, `append` waits
+/// for it ([`append_async`](Self::append_async) without blocking a runtime worker). The
+/// flusher also writes the checkpoint (a hint) and every 100th event's anchor, after the
+/// sync that covers the events they name. An error means the event is not in the chain.
 ///
 /// `open` resumes the chain from the checkpoint (or from the files when the checkpoint is
 /// missing or stale); it does not verify the whole chain: `rampart serve` runs
@@ -141,45 +174,74 @@ pub struct AuditLog {
     dir: PathBuf,
     host: Host,
     max_record_bytes: usize,
+    sync: AuditSync,
     shared: Arc<Shared>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    flusher: Option<std::thread::JoinHandle<()>>,
 }
 
-/// What callers and the writer thread share.
+/// What the appenders, `flush` and the flusher thread share.
 struct Shared {
-    queue: Mutex<Queue>,
-    /// Signalled when work arrives for an idle writer, and at close.
+    dir: PathBuf,
+    exclusive: bool,
+    /// `fdatasync` at all (not [`AuditSync::Never`]).
+    fsync: bool,
+    /// The end of the chain; an append holds it while it writes.
+    tail: Mutex<Tail>,
+    /// Set by the first write after a sync pass started, so only that write tells the
+    /// flusher (one lock and wake-up per interval, not per record).
+    armed: AtomicBool,
+    durability: Mutex<Durability>,
+    /// Wakes the flusher: an `Always` append waits, an interval started, or the log closes.
     wake: Condvar,
-    /// The end of the chain as of the writer's last batch.
-    view: Mutex<ChainState>,
-    /// Group commits so far.
-    batches: std::sync::atomic::AtomicU64,
-    /// Records committed by this writer so far.
-    records: std::sync::atomic::AtomicU64,
+    /// Wakes blocking appends after a sync pass.
+    synced: Condvar,
+    /// Wakes async appends after a sync pass: the highest sequence number synced.
+    synced_seq: tokio::sync::watch::Sender<u64>,
+    /// Sync passes run one at a time (the flusher's and `flush`'s).
+    pass: Mutex<Pass>,
+    records: AtomicU64,
+    syncs: AtomicU64,
+}
+
+/// The end of the chain and the file it grows in.
+struct Tail {
+    lock: File,
+    /// An exclusive writer holds the directory lock (through `lock`) from its first append
+    /// after a sync pass until the next pass: two `flock` calls per interval instead of two
+    /// per record.
+    lock_held: bool,
+    chain: Chain,
+    /// Sequence number of the last record this log wrote (the first is 1).
+    written: u64,
+    /// The anchor of a written event, for the next sync pass (spec §13.3).
+    anchor: Option<Anchor>,
 }
 
 #[derive(Default)]
-struct Queue {
-    jobs: Vec<Job>,
-    /// The writer waits for work: a submitter must signal `wake`.
-    idle: bool,
-    /// No more jobs: the writer finishes the queue and exits.
+struct Durability {
+    /// Records up to this sequence number went through a sync pass.
+    synced: u64,
+    /// The highest sequence number an `Always` append waits for.
+    wanted: u64,
+    /// When the first write since the last pass happened.
+    armed_at: Option<Instant>,
     closed: bool,
-    /// The writer thread is gone (closed, or it panicked).
+    /// The flusher thread has ended (closed, or it panicked): nothing will be synced.
     dead: bool,
+    /// Sequence numbers whose sync failed (one range, merged when it happens again) and why.
+    failed: Option<(u64, u64, String)>,
 }
 
-// Jobs are moved once into the queue; boxing the common variant would cost an allocation
-// per record to save a copy.
-#[allow(clippy::large_enum_variant)]
-enum Job {
-    Append(Prepared, Reply),
-    /// Answered once every job queued before it is committed (or failed).
-    Flush(std::sync::mpsc::SyncSender<()>),
+/// A sync pass's own state.
+struct Pass {
+    /// The checkpoint, kept open by an exclusive writer.
+    checkpoint: Option<CheckpointFile>,
+    /// What the last pass covered.
+    synced: u64,
 }
 
 /// A record as its caller prepared it.
-#[allow(clippy::large_enum_variant)] // as for `Job`; `Raw` is the rare one
+#[allow(clippy::large_enum_variant)] // moved once, into the writer; `Raw` is the rare one
 enum Prepared {
     /// Serialized once, with holes; small enough that it cannot need compaction (the writer
     /// confirms with the real lengths).
@@ -205,32 +267,6 @@ struct Serialized {
     original: Option<Box<Event>>,
 }
 
-/// Where a record's outcome goes.
-enum Reply {
-    Async(tokio::sync::oneshot::Sender<io::Result<Event>>),
-    Blocking(std::sync::mpsc::SyncSender<io::Result<Event>>),
-}
-
-impl Reply {
-    fn send(self, r: io::Result<Event>) {
-        // A caller that went away (a cancelled request) no longer needs the answer; its record
-        // is in the chain all the same.
-        match self {
-            Reply::Async(tx) => {
-                let _ = tx.send(r);
-            }
-            Reply::Blocking(tx) => {
-                let _ = tx.send(r);
-            }
-        }
-    }
-}
-
-/// An `io::Error` for each of several callers (the type is not `Clone`).
-fn copy_err(e: &io::Error) -> io::Error {
-    io::Error::new(e.kind(), e.to_string())
-}
-
 fn stopped() -> io::Error {
     io::Error::other("the audit writer has stopped")
 }
@@ -254,26 +290,27 @@ impl<'a> FlockGuard<'a> {
     }
 
     fn flock(f: &'a File, op: libc::c_int) -> io::Result<Self> {
-        loop {
-            // SAFETY: flock on a file descriptor that outlives the guard.
-            let rc = unsafe { libc::flock(f.as_raw_fd(), op) };
-            if rc == 0 {
-                return Ok(FlockGuard(f));
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
+        flock(f, op).map(|()| FlockGuard(f))
+    }
+}
+
+/// `flock(2)`, retried on EINTR.
+fn flock(f: &File, op: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: flock on an open file descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
         }
     }
 }
 
 impl Drop for FlockGuard<'_> {
     fn drop(&mut self) {
-        // SAFETY: as above; unlocking cannot violate memory safety.
-        unsafe {
-            libc::flock(self.0.as_raw_fd(), libc::LOCK_UN);
-        }
+        let _ = flock(self.0, libc::LOCK_UN);
     }
 }
 
@@ -287,7 +324,7 @@ impl AuditLog {
         Self::open_with(dir, AuditOptions::default())
     }
 
-    /// Opens the audit directory with explicit options and starts the writer thread.
+    /// Opens the audit directory with explicit options and starts the flusher thread.
     pub fn open_with(dir: impl AsRef<Path>, opts: AuditOptions) -> io::Result<AuditLog> {
         let dir = dir.as_ref().to_path_buf();
         crate::home::ensure_private_dir(&dir)?;
@@ -300,6 +337,8 @@ impl AuditLog {
             .open(dir.join(LOCK_FILE))?;
         let host = opts.host.clone().unwrap_or_else(Host::local);
         let max_record_bytes = opts.max_record_bytes;
+        let sync = opts.sync;
+        let exclusive = opts.exclusive;
         let mut chain = Chain {
             dir: dir.clone(),
             opts,
@@ -310,35 +349,51 @@ impl AuditLog {
             },
             dirty: false,
             spare: Vec::new(),
-            spare_pending: Vec::new(),
-            checkpoint: None,
         };
         {
             let _flock = FlockGuard::lock(&lock)?;
             chain.sync_state()?;
         }
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
+            dir: dir.clone(),
+            exclusive,
+            fsync: sync != AuditSync::Never,
+            tail: Mutex::new(Tail {
+                lock,
+                lock_held: false,
+                chain,
+                written: 0,
+                anchor: None,
+            }),
+            armed: AtomicBool::new(false),
+            durability: Mutex::new(Durability::default()),
             wake: Condvar::new(),
-            view: Mutex::new(chain.st.clone()),
-            batches: std::sync::atomic::AtomicU64::new(0),
-            records: std::sync::atomic::AtomicU64::new(0),
+            synced: Condvar::new(),
+            synced_seq: tokio::sync::watch::Sender::new(0),
+            pass: Mutex::new(Pass {
+                checkpoint: None,
+                synced: 0,
+            }),
+            records: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
         });
-        let writer = Writer {
-            lock,
-            chain,
-            shared: shared.clone(),
-            results: Vec::new(),
+        let interval = match sync {
+            AuditSync::Interval(d) => d,
+            AuditSync::Always | AuditSync::Never => DEFAULT_SYNC_INTERVAL,
         };
-        let thread = std::thread::Builder::new()
-            .name("rampart-audit".into())
-            .spawn(move || writer.run())?;
+        let flusher = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("rampart-audit-sync".into())
+                .spawn(move || flush_loop(&shared, interval))?
+        };
         Ok(AuditLog {
             dir,
             host,
             max_record_bytes,
+            sync,
             shared,
-            thread: Some(thread),
+            flusher: Some(flusher),
         })
     }
 
@@ -347,65 +402,69 @@ impl AuditLog {
         &self.dir
     }
 
-    /// Events in the chain (as of this writer's last batch).
+    /// Events in the chain (as of this writer's last append).
     pub fn event_count(&self) -> u64 {
-        lock_ignoring_poison(&self.shared.view).event_count
+        self.shared.lock_tail().chain.st.event_count
     }
 
     /// The hash of the chain's last event (`""` when empty).
     pub fn last_hash(&self) -> String {
-        lock_ignoring_poison(&self.shared.view).last_hash.clone()
+        self.shared.lock_tail().chain.st.last_hash.clone()
     }
 
     /// The file the next event goes to unless it rotates (`None` before the first event).
     pub fn current_file(&self) -> Option<String> {
-        Some(lock_ignoring_poison(&self.shared.view).current_file.clone()).filter(|f| !f.is_empty())
+        Some(self.shared.lock_tail().chain.st.current_file.clone()).filter(|f| !f.is_empty())
     }
 
-    /// Appends one event and waits until it is durable: redaction, defaults, compaction,
-    /// hash, rotation, write + fsync (shared with the other records of its batch); then the
-    /// checkpoint and (every 100th event) the anchor. Returns the event exactly as stored (id,
-    /// timestamp, host, `prev_hash` and `hash` filled in). An error means the event is not
-    /// in the chain.
+    /// Appends one event: redaction, defaults, compaction, hash, rotation and the `write`,
+    /// then (with [`AuditSync::Always`]) the wait for its `fdatasync`. Returns the event
+    /// exactly as stored (id, timestamp, host, `prev_hash` and `hash` filled in). An error
+    /// means the event is not in the chain, or (`Always`) not known to be durable.
     ///
-    /// Blocks the calling thread; async code uses [`append_async`](Self::append_async).
+    /// Blocks the calling thread for the write (and the sync); async code uses
+    /// [`append_async`](Self::append_async).
     pub fn append(&self, event: Event) -> io::Result<Event> {
-        let prepared = self.prepare(event);
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.submit(Job::Append(prepared, Reply::Blocking(tx)))?;
-        rx.recv().map_err(|_| stopped())?
+        let (stored, seq) = self.write(event)?;
+        if self.sync == AuditSync::Always {
+            self.shared.wait_synced(seq)?;
+        }
+        Ok(stored)
     }
 
-    /// [`append`](Self::append) for async callers: the preparation runs on the caller, the
-    /// wait for the group commit does not block a runtime worker. Dropping the future does
-    /// not withdraw the record.
-    pub async fn append_async(&self, event: Event) -> io::Result<Event> {
-        let prepared = self.prepare(event);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(Job::Append(prepared, Reply::Async(tx)))?;
-        rx.await.map_err(|_| stopped())?
+    /// [`append`](Self::append) for async callers. The record is written when this is called,
+    /// on the calling thread (a `write(2)` to a local file, as short as the runtime's own
+    /// I/O), not when the future is first polled: dropping the future does not withdraw it.
+    /// Only the wait for the sync (`Always`) is asynchronous.
+    pub fn append_async(
+        &self,
+        event: Event,
+    ) -> impl Future<Output = io::Result<Event>> + Send + '_ {
+        let written = self.write(event);
+        async move {
+            let (stored, seq) = written?;
+            if self.sync == AuditSync::Always {
+                self.shared.wait_synced_async(seq).await?;
+            }
+            Ok(stored)
+        }
     }
 
-    /// Waits until every record submitted before this call is committed (or failed), the
-    /// checkpoint and anchor included.
+    /// Syncs everything written so far, then writes the checkpoint and the anchor due (at
+    /// shutdown, and for tests). Returns the sync's error, if it failed.
     pub fn flush(&self) -> io::Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.submit(Job::Flush(tx))?;
-        rx.recv().map_err(|_| stopped())
+        self.shared.pass()
     }
 
-    /// Group commits (one `write` + one `fdatasync` each, more when a batch rotates) so far.
-    pub fn batches(&self) -> u64 {
-        self.shared
-            .batches
-            .load(std::sync::atomic::Ordering::Relaxed)
+    /// `fdatasync`s of the chain so far (each covers every record written before it; under
+    /// load with [`AuditSync::Always`], many appends share one).
+    pub fn syncs(&self) -> u64 {
+        self.shared.syncs.load(Ordering::Relaxed)
     }
 
-    /// Records this writer committed so far.
+    /// Records this writer appended so far.
     pub fn records(&self) -> u64 {
-        self.shared
-            .records
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.shared.records.load(Ordering::Relaxed)
     }
 
     /// The caller's share of an append: everything that does not depend on the chain's end
@@ -438,27 +497,25 @@ impl AuditLog {
         }
     }
 
-    fn submit(&self, job: Job) -> io::Result<()> {
-        let mut q = lock_ignoring_poison(&self.shared.queue);
-        if q.dead || q.closed {
-            return Err(stopped());
+    /// Prepares and writes one record; returns it as stored and its sequence number.
+    fn write(&self, event: Event) -> io::Result<(Event, u64)> {
+        let prepared = self.prepare(event);
+        let written = self.shared.lock_tail().append(prepared);
+        let (stored, seq) = written?;
+        self.shared.records.fetch_add(1, Ordering::Relaxed);
+        if !self.shared.armed.swap(true, Ordering::SeqCst) {
+            self.shared.arm();
         }
-        q.jobs.push(job);
-        if q.idle {
-            q.idle = false;
-            drop(q);
-            self.shared.wake.notify_one();
-        }
-        Ok(())
+        Ok((stored, seq))
     }
 }
 
 impl Drop for AuditLog {
-    /// Lets the writer finish the queue, then joins it.
+    /// Lets the flusher run its last pass, then joins it.
     fn drop(&mut self) {
-        lock_ignoring_poison(&self.shared.queue).closed = true;
+        lock_ignoring_poison(&self.shared.durability).closed = true;
         self.shared.wake.notify_one();
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = self.flusher.take() {
             let _ = t.join();
         }
     }
@@ -466,144 +523,294 @@ impl Drop for AuditLog {
 
 /// `"sha256:" + 64 hex digits`.
 const HASH_LEN: usize = 71;
-/// A segment buffer up to this size is kept for the next batch.
+/// A line buffer up to this size is kept for the next append.
 const MAX_SPARE_BUFFER: usize = 4 << 20;
 /// An exclusive writer reopens the checkpoint after this many in-place rewrites.
 const CHECKPOINT_REOPEN: u32 = 256;
 /// `format_timestamp` of any date in years 1000–9999.
 const TIMESTAMP_LEN: usize = 30;
 
-/// The writer thread: the lock file and the chain's end.
-struct Writer {
-    lock: File,
-    chain: Chain,
-    shared: Arc<Shared>,
-    /// Outcomes of the current batch (kept, empty, between batches: no per-batch allocation).
-    results: Vec<(Reply, io::Result<Event>)>,
-}
-
-/// Marks the writer dead when its thread ends, even by a panic, and fails what is queued.
-struct DeadOnExit(Arc<Shared>);
-
-impl Drop for DeadOnExit {
-    fn drop(&mut self) {
-        let jobs = {
-            let mut q = lock_ignoring_poison(&self.0.queue);
-            q.dead = true;
-            std::mem::take(&mut q.jobs)
-        };
-        // Dropping the replies tells their callers the writer stopped.
-        drop(jobs);
-    }
-}
-
-impl Writer {
-    fn run(mut self) {
-        let _dead = DeadOnExit(self.shared.clone());
-        // Swapped with the queue's vector: both keep their capacity from batch to batch.
-        let mut jobs: Vec<Job> = Vec::new();
-        loop {
-            {
-                let mut q = lock_ignoring_poison(&self.shared.queue);
-                while q.jobs.is_empty() && !q.closed {
-                    q.idle = true;
-                    q = self
-                        .shared
-                        .wake
-                        .wait(q)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-                q.idle = false;
-                if q.jobs.is_empty() {
-                    return; // closed and drained
-                }
-                std::mem::swap(&mut q.jobs, &mut jobs);
+impl Shared {
+    fn lock_tail(&self) -> MutexGuard<'_, Tail> {
+        match self.tail.lock() {
+            Ok(g) => g,
+            Err(poisoned) => {
+                // A panic in the middle of an append may have left the in-memory end of the
+                // chain out of step with the file: re-read it before the next write.
+                let mut g = poisoned.into_inner();
+                g.chain.dirty = true;
+                self.tail.clear_poison();
+                g
             }
-            self.batch(jobs.drain(..));
         }
     }
 
-    /// One group commit.
-    fn batch(&mut self, jobs: std::vec::Drain<'_, Job>) {
-        self.shared
-            .batches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut flushes = Vec::new();
-        let flock = match FlockGuard::lock(&self.lock) {
-            Ok(g) => g,
-            Err(e) => {
-                fail_all(jobs, &e, &mut flushes);
-                answer(flushes);
-                return;
-            }
+    /// Starts the interval after the first write since the last pass.
+    fn arm(&self) {
+        let mut d = lock_ignoring_poison(&self.durability);
+        if d.armed_at.is_none() {
+            d.armed_at = Some(Instant::now());
+            drop(d);
+            self.wake.notify_one();
+        }
+    }
+
+    /// One sync pass: an `fdatasync` covering every record written so far, then (only once
+    /// that succeeded, so neither ever names a record a power loss could take) the
+    /// checkpoint of an exclusive writer and the anchor due. Waiting appends learn the
+    /// outcome. An exclusive writer's directory lock is let go here, so readers get their
+    /// turn.
+    fn pass(&self) -> io::Result<()> {
+        let mut pass = lock_ignoring_poison(&self.pass);
+        // Before the snapshot: a write the snapshot misses re-arms the flusher.
+        self.armed.store(false, Ordering::SeqCst);
+        let (upto, file, st, anchor) = {
+            let mut t = self.lock_tail();
+            let fresh = t.written > pass.synced;
+            (
+                t.written,
+                t.chain.file.clone(),
+                (fresh && self.exclusive).then(|| t.chain.st.clone()),
+                t.anchor.take(),
+            )
         };
-        if let Err(e) = self.chain.catch_up() {
-            self.chain.dirty = true;
-            drop(flock);
-            fail_all(jobs, &e, &mut flushes);
-            answer(flushes);
+        let from = pass.synced;
+        // Only the current file: leaving a file syncs it (`Chain::switch_to`).
+        let synced = match &file {
+            Some(f) if self.fsync && upto > from => {
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+                f.sync_data()
+            }
+            _ => Ok(()),
+        };
+        let hint = {
+            let mut t = self.lock_tail();
+            // Under the appenders' lock, so a reader never sees it half rewritten.
+            let r = match &st {
+                Some(st) if synced.is_ok() && !st.current_file.is_empty() => t
+                    .hold_lock()
+                    .and_then(|()| pass.write_checkpoint(&self.dir, st)),
+                _ => Ok(()),
+            };
+            t.let_go_of_lock();
+            r
+        };
+        // Replaced by a rename: readers see the old or the new one whole, and the event it
+        // names is already written.
+        let hint = hint.and_then(|()| match &anchor {
+            Some(a) if synced.is_ok() => write_anchor(&self.dir, a, self.fsync),
+            _ => Ok(()),
+        });
+        if let Err(e) = hint {
+            tracing::warn!(error = %e, "audit: could not update the checkpoint or anchor");
+        }
+        pass.synced = upto;
+        drop(pass);
+        self.publish(from, upto, synced.as_ref().err());
+        synced
+    }
+
+    fn publish(&self, from: u64, upto: u64, failure: Option<&io::Error>) {
+        let mut d = lock_ignoring_poison(&self.durability);
+        if let Some(e) = failure {
+            tracing::error!(error = %e, "audit: fdatasync failed; records {}..={upto} may not be durable", from + 1);
+            d.failed = Some(match d.failed.take() {
+                Some((a, b, _)) => (a.min(from + 1), b.max(upto), e.to_string()),
+                None => (from + 1, upto, e.to_string()),
+            });
+        }
+        d.synced = d.synced.max(upto);
+        drop(d);
+        self.synced.notify_all();
+        self.synced_seq.send_if_modified(|s| {
+            let newer = upto > *s;
+            *s = (*s).max(upto);
+            newer
+        });
+    }
+
+    /// Asks the flusher for a sync covering `seq` (unless one already did or is asked for).
+    fn want(&self, d: &mut Durability, seq: u64) {
+        if d.synced < seq && d.wanted < seq && !d.dead {
+            d.wanted = seq;
+            self.wake.notify_one();
+        }
+    }
+
+    /// Blocks until a sync pass covered `seq`.
+    fn wait_synced(&self, seq: u64) -> io::Result<()> {
+        let mut d = lock_ignoring_poison(&self.durability);
+        self.want(&mut d, seq);
+        while d.synced < seq && !d.dead {
+            d = self.synced.wait(d).unwrap_or_else(PoisonError::into_inner);
+        }
+        outcome(&d, seq)
+    }
+
+    /// [`wait_synced`](Self::wait_synced) without blocking a runtime worker.
+    async fn wait_synced_async(&self, seq: u64) -> io::Result<()> {
+        let mut rx = self.synced_seq.subscribe();
+        self.want(&mut lock_ignoring_poison(&self.durability), seq);
+        // The sender lives in `self`: this returns once a pass covered `seq` (or the
+        // flusher ended, which publishes `u64::MAX`).
+        let _ = rx.wait_for(|s| *s >= seq).await;
+        outcome(&lock_ignoring_poison(&self.durability), seq)
+    }
+}
+
+/// Whether the record with sequence number `seq` is known to be durable.
+fn outcome(d: &Durability, seq: u64) -> io::Result<()> {
+    if let Some((a, b, e)) = &d.failed
+        && (*a..=*b).contains(&seq)
+    {
+        return Err(io::Error::other(format!("audit fdatasync failed: {e}")));
+    }
+    if d.synced >= seq {
+        Ok(())
+    } else {
+        Err(stopped())
+    }
+}
+
+/// The flusher thread: a pass when an `Always` append waits (at once: appends arriving
+/// meanwhile share the next pass), when the interval since the first unsynced write is
+/// over, and a last one when the log closes.
+fn flush_loop(shared: &Shared, interval: Duration) {
+    let _dead = DeadOnExit(shared);
+    loop {
+        let closing = {
+            let mut d = lock_ignoring_poison(&shared.durability);
+            let closing = loop {
+                if d.closed {
+                    break true;
+                }
+                if d.wanted > d.synced {
+                    break false;
+                }
+                match d.armed_at {
+                    Some(t) => {
+                        let now = Instant::now();
+                        if now >= t + interval {
+                            break false;
+                        }
+                        d = shared
+                            .wake
+                            .wait_timeout(d, t + interval - now)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                    None => d = shared.wake.wait(d).unwrap_or_else(PoisonError::into_inner),
+                }
+            };
+            d.armed_at = None;
+            closing
+        };
+        // A failure is logged and reported to the appends waiting for this pass.
+        let _ = shared.pass();
+        if closing {
             return;
         }
-        let mut results = std::mem::take(&mut self.results);
-        let anchor = self.chain.append_batch(jobs, &mut results, &mut flushes);
-        *lock_ignoring_poison(&self.shared.view) = self.chain.st.clone();
-        let committed = results.iter().filter(|(_, r)| r.is_ok()).count() as u64;
-        self.shared
-            .records
-            .fetch_add(committed, std::sync::atomic::Ordering::Relaxed);
-        // Durable: answer now; the checkpoint and anchor are hints and diagnostics.
-        for (reply, r) in results.drain(..) {
-            reply.send(r);
-        }
-        self.results = results;
-        if committed > 0 {
-            if let Err(e) = self.chain.write_hint() {
-                tracing::warn!(error = %e, "audit: could not update the chain checkpoint");
+    }
+}
+
+/// Marks the flusher gone when its thread ends, even by a panic, and releases the appends
+/// still waiting (they fail: nothing will sync their records).
+struct DeadOnExit<'a>(&'a Shared);
+
+impl Drop for DeadOnExit<'_> {
+    fn drop(&mut self) {
+        lock_ignoring_poison(&self.0.durability).dead = true;
+        self.0.synced.notify_all();
+        self.0.synced_seq.send_replace(u64::MAX);
+    }
+}
+
+impl Tail {
+    /// Writes one record under the directory lock; returns it as stored and its sequence
+    /// number.
+    fn append(&mut self, prepared: Prepared) -> io::Result<(Event, u64)> {
+        let exclusive = self.chain.opts.exclusive;
+        let _flock = if exclusive {
+            self.hold_lock()?;
+            None
+        } else {
+            Some(FlockGuard::lock(&self.lock)?)
+        };
+        let appended = self
+            .chain
+            .catch_up()
+            .inspect_err(|_| self.chain.dirty = true)
+            .and_then(|()| self.chain.append_one(prepared));
+        let (stored, anchor) = match appended {
+            Ok(a) => a,
+            Err(e) => {
+                // No sync pass is due for a failed append: nothing else would let go.
+                let_go(&self.lock, &mut self.lock_held);
+                return Err(e);
             }
-            if let Some(a) = anchor
-                && let Err(e) = write_anchor(&self.chain.dir, &a)
-            {
-                tracing::warn!(error = %e, "audit: could not write the anchor");
-            }
+        };
+        if !exclusive && let Err(e) = write_checkpoint(&self.chain.dir, &self.chain.st) {
+            // Other writers start from it; a stale one only makes them re-read the files.
+            tracing::warn!(error = %e, "audit: could not update the chain checkpoint");
         }
-        drop(flock);
-        answer(flushes);
-    }
-}
-
-fn fail_all(
-    jobs: impl Iterator<Item = Job>,
-    e: &io::Error,
-    flushes: &mut Vec<std::sync::mpsc::SyncSender<()>>,
-) {
-    for job in jobs {
-        match job {
-            Job::Append(_, reply) => reply.send(Err(copy_err(e))),
-            Job::Flush(tx) => flushes.push(tx),
+        if anchor.is_some() {
+            self.anchor = anchor;
         }
+        self.written += 1;
+        Ok((stored, self.written))
+    }
+
+    fn hold_lock(&mut self) -> io::Result<()> {
+        if !self.lock_held {
+            flock(&self.lock, libc::LOCK_EX)?;
+            self.lock_held = true;
+        }
+        Ok(())
+    }
+
+    fn let_go_of_lock(&mut self) {
+        let_go(&self.lock, &mut self.lock_held);
     }
 }
 
-fn answer(flushes: Vec<std::sync::mpsc::SyncSender<()>>) {
-    for tx in flushes {
-        let _ = tx.send(());
+fn let_go(lock: &File, held: &mut bool) {
+    if *held {
+        let _ = flock(lock, libc::LOCK_UN);
+        *held = false;
     }
 }
 
-/// The end of the chain as the writer thread tracks it.
+impl Pass {
+    /// The checkpoint, in place, through a kept descriptor reopened every
+    /// [`CHECKPOINT_REOPEN`] writes.
+    fn write_checkpoint(&mut self, dir: &Path, st: &ChainState) -> io::Result<()> {
+        if self
+            .checkpoint
+            .as_ref()
+            .is_none_or(|c| c.writes >= CHECKPOINT_REOPEN)
+        {
+            self.checkpoint = Some(CheckpointFile::open(dir)?);
+        }
+        let c = self.checkpoint.as_mut().expect("opened above");
+        let r = c.write(st);
+        if r.is_err() {
+            self.checkpoint = None;
+        }
+        r
+    }
+}
+
+/// The end of the chain as the appenders track it.
 struct Chain {
     dir: PathBuf,
     opts: AuditOptions,
-    /// Open for append on `st.current_file`.
-    file: Option<File>,
+    /// Open for append on `st.current_file` (shared with a sync pass in progress).
+    file: Option<Arc<File>>,
     st: ChainState,
-    /// A write failed: re-read the end of the chain from disk before the next batch.
+    /// A write failed: re-read the end of the chain from disk before the next append.
     dirty: bool,
-    /// The last segment's buffer and pending list, kept for the next one.
+    /// The last line buffer, kept for the next one.
     spare: Vec<u8>,
-    spare_pending: Vec<(Reply, Event)>,
-    /// The checkpoint, kept open by an exclusive writer.
-    checkpoint: Option<CheckpointFile>,
 }
 
 /// A record ready to be chained: its line's length is known before its hash.
@@ -681,17 +888,6 @@ impl Staged {
     }
 }
 
-/// Records appended to one file within a batch, not yet written.
-struct Segment {
-    buf: Vec<u8>,
-    /// The file's size before the segment (for rolling a failed write back).
-    start_size: u64,
-    /// The chain state before the segment.
-    start_st: ChainState,
-    pending: Vec<(Reply, Event)>,
-    anchor: Option<Anchor>,
-}
-
 impl Chain {
     fn now(&self) -> DateTime<Utc> {
         match &self.opts.clock {
@@ -700,14 +896,14 @@ impl Chain {
         }
     }
 
-    /// Before a batch, under the lock: make `st` describe the end of the chain on disk. A
+    /// Before an append, under the lock: make `st` describe the end of the chain on disk. A
     /// shared directory re-reads the checkpoint (another writer may have appended); an
     /// exclusive writer only checks its file's size, unless a failed write left it unsure.
     fn catch_up(&mut self) -> io::Result<()> {
         if self.opts.exclusive
             && !self.dirty
             && let Some(f) = &self.file
-            && f.metadata()?.len() == self.st.current_size
+            && (&**f).seek(SeekFrom::End(0))? == self.st.current_size
         {
             return Ok(());
         }
@@ -716,104 +912,62 @@ impl Chain {
         Ok(())
     }
 
-    /// Chains and writes the records of a batch, in order. Outcomes go to `results` (flush
-    /// requests to `flushes`); returns the anchor due, if any.
-    fn append_batch(
-        &mut self,
-        jobs: impl Iterator<Item = Job>,
-        results: &mut Vec<(Reply, io::Result<Event>)>,
-        flushes: &mut Vec<std::sync::mpsc::SyncSender<()>>,
-    ) -> Option<Anchor> {
-        let mut seg: Option<Segment> = None;
-        let mut anchor = None;
-        let mut failed: Option<io::Error> = None;
-        for job in jobs {
-            let (prepared, reply) = match job {
-                Job::Flush(tx) => {
-                    flushes.push(tx);
-                    continue;
-                }
-                Job::Append(p, r) => (p, r),
+    /// Chains one record and appends its line (after a continuation header when it starts a
+    /// file) with one `write`. Returns the stored event and the anchor due, if any. On
+    /// failure the file is cut back and the next append re-reads the end of the chain.
+    fn append_one(&mut self, prepared: Prepared) -> io::Result<(Event, Option<Anchor>)> {
+        let now = self.now();
+        let staged = self.stage(prepared, now)?;
+        let (target, header_prev) = self.choose_target(now.date_naive(), staged.line_len())?;
+        let start_size = match self.switch_to(&target) {
+            Ok(s) => s,
+            Err(e) => {
+                self.dirty = true;
+                return Err(e);
+            }
+        };
+        let mut buf = std::mem::take(&mut self.spare);
+        buf.clear();
+        if let Some(prev_file) = header_prev {
+            let header = ContinuationHeader {
+                chain_continue: self.st.last_hash.clone(),
+                prev_file,
             };
-            if let Some(e) = &failed {
-                results.push((reply, Err(copy_err(e))));
-                continue;
-            }
-            let now = self.now();
-            let staged = match self.stage(prepared, now) {
-                Ok(s) => s,
-                Err(e) => {
-                    results.push((reply, Err(e)));
-                    continue;
-                }
-            };
-            let (target, header_prev) =
-                match self.choose_target(now.date_naive(), staged.line_len()) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        results.push((reply, Err(e)));
-                        continue;
-                    }
-                };
-            if seg.is_some() && target != self.st.current_file {
-                // Rotation within the batch: commit what goes to the previous file first.
-                match self.commit(seg.take().expect("checked"), results) {
-                    Ok(a) => anchor = a.or(anchor),
-                    Err(e) => {
-                        results.push((reply, Err(copy_err(&e))));
-                        failed = Some(e);
-                        continue;
-                    }
-                }
-            }
-            let s = match &mut seg {
-                Some(s) => s,
-                None => match self.begin_segment(&target) {
-                    Ok(s) => seg.insert(s),
-                    Err(e) => {
-                        results.push((reply, Err(e)));
-                        continue;
-                    }
-                },
-            };
-            if let Some(prev_file) = header_prev {
-                let header = ContinuationHeader {
-                    chain_continue: self.st.last_hash.clone(),
-                    prev_file,
-                };
-                let hv = serde_json::to_value(&header).expect("a header serializes");
-                s.buf.extend_from_slice(to_canonical_string(&hv).as_bytes());
-                s.buf.push(b'\n');
-            }
-            let line_start = s.start_size + s.buf.len() as u64;
-            let line_len = staged.line_len() as u64;
-            let stored = staged.emit(&self.st.last_hash, &mut s.buf);
-            let st = &mut self.st;
-            st.version = 1;
-            st.current_file = target.clone();
-            st.current_size = s.start_size + s.buf.len() as u64;
-            st.event_count += 1;
-            st.last_hash = stored.hash.clone();
-            st.last_event_file = target.clone();
-            st.last_event_start = line_start;
-            st.last_event_size = line_len + 1;
-            if st.event_count % ANCHOR_EVERY == 0 {
-                s.anchor = Some(Anchor {
-                    event_id: stored.id.clone(),
-                    hash: stored.hash.clone(),
-                    event_count: st.event_count,
-                    timestamp: format_timestamp(now),
-                    file: target,
-                });
-            }
-            s.pending.push((reply, stored));
+            let hv = serde_json::to_value(&header).expect("a header serializes");
+            buf.extend_from_slice(to_canonical_string(&hv).as_bytes());
+            buf.push(b'\n');
         }
-        if let Some(s) = seg
-            && let Ok(a) = self.commit(s, results)
-        {
-            anchor = a.or(anchor);
+        let line_start = start_size + buf.len() as u64;
+        let line_len = staged.line_len() as u64;
+        let stored = staged.emit(&self.st.last_hash, &mut buf);
+        let end = start_size + buf.len() as u64;
+        let mut file: &File = self.file.as_deref().expect("switch_to opened the file");
+        let written = file.write_all(&buf);
+        if written.is_err() {
+            let _ = file.set_len(start_size);
+            self.dirty = true;
         }
-        anchor
+        if buf.capacity() <= MAX_SPARE_BUFFER {
+            self.spare = buf;
+        }
+        written?;
+        let st = &mut self.st;
+        st.version = 1;
+        st.current_file = target.clone();
+        st.current_size = end;
+        st.event_count += 1;
+        st.last_hash = stored.hash.clone();
+        st.last_event_file = target.clone();
+        st.last_event_start = line_start;
+        st.last_event_size = line_len + 1;
+        let anchor = (st.event_count % ANCHOR_EVERY == 0).then(|| Anchor {
+            event_id: stored.id.clone(),
+            hash: stored.hash.clone(),
+            event_count: st.event_count,
+            timestamp: format_timestamp(now),
+            file: target,
+        });
+        Ok((stored, anchor))
     }
 
     /// The writer's share of one record, now that the previous hash and the time are known.
@@ -860,90 +1014,24 @@ impl Chain {
         Ok(Staged::Line { stored, line })
     }
 
-    /// Starts the records of a batch that go to `target`, opening it if needed.
-    fn begin_segment(&mut self, target: &str) -> io::Result<Segment> {
-        let switching = target != self.st.current_file || self.file.is_none();
-        let start_size = if switching {
-            let path = self.dir.join(target);
-            let f = open_append(&path, target != self.st.current_file)?;
-            let len = f.metadata()?.len();
-            self.file = Some(f);
-            if self.opts.fsync {
-                sync_dir(&self.dir);
-            }
-            len
-        } else {
-            self.st.current_size
-        };
-        let mut buf = std::mem::take(&mut self.spare);
-        buf.clear();
-        Ok(Segment {
-            buf,
-            start_size,
-            start_st: self.st.clone(),
-            pending: std::mem::take(&mut self.spare_pending),
-            anchor: None,
-        })
-    }
-
-    /// Writes a segment with one `write` and one `fdatasync`; its records succeed together.
-    /// On failure the file is cut back (when the write failed), the chain state rolls back
-    /// and the next batch re-reads the end of the chain.
-    fn commit(
-        &mut self,
-        seg: Segment,
-        results: &mut Vec<(Reply, io::Result<Event>)>,
-    ) -> io::Result<Option<Anchor>> {
-        let file = self.file.as_mut().expect("a segment has its file open");
-        let mut outcome = file.write_all(&seg.buf);
-        if outcome.is_err() {
-            let _ = file.set_len(seg.start_size);
-        } else if self.opts.fsync {
-            outcome = file.sync_data();
+    /// Makes `target` the open file and returns its size. The file being left is synced
+    /// first: a sync pass syncs only the current file, and must not leave an earlier file's
+    /// records behind a later one's.
+    fn switch_to(&mut self, target: &str) -> io::Result<u64> {
+        if target == self.st.current_file && self.file.is_some() {
+            return Ok(self.st.current_size);
         }
-        if seg.buf.capacity() <= MAX_SPARE_BUFFER {
-            self.spare = seg.buf;
+        let sync = self.opts.sync != AuditSync::Never;
+        if sync && let Some(old) = &self.file {
+            old.sync_data()?;
         }
-        let mut pending = seg.pending;
-        let r = match outcome {
-            Ok(()) => {
-                for (reply, stored) in pending.drain(..) {
-                    results.push((reply, Ok(stored)));
-                }
-                Ok(seg.anchor)
-            }
-            Err(e) => {
-                self.st = seg.start_st;
-                self.dirty = true;
-                for (reply, _) in pending.drain(..) {
-                    results.push((reply, Err(copy_err(&e))));
-                }
-                Err(e)
-            }
-        };
-        self.spare_pending = pending;
-        r
-    }
-
-    /// Updates the checkpoint after a batch: in place, through a kept descriptor for an
-    /// exclusive writer (reopened every [`CHECKPOINT_REOPEN`] writes), by path otherwise.
-    fn write_hint(&mut self) -> io::Result<()> {
-        if !self.opts.exclusive {
-            return write_checkpoint(&self.dir, &self.st);
+        let f = open_append(&self.dir.join(target), target != self.st.current_file)?;
+        let len = f.metadata()?.len();
+        self.file = Some(Arc::new(f));
+        if sync {
+            sync_dir(&self.dir);
         }
-        if self
-            .checkpoint
-            .as_ref()
-            .is_none_or(|c| c.writes >= CHECKPOINT_REOPEN)
-        {
-            self.checkpoint = Some(CheckpointFile::open(&self.dir)?);
-        }
-        let c = self.checkpoint.as_mut().expect("opened above");
-        let r = c.write(&self.st);
-        if r.is_err() {
-            self.checkpoint = None;
-        }
-        r
+        Ok(len)
     }
 
     /// Picks the file for the next line and whether it needs a continuation header (the name
@@ -1002,14 +1090,20 @@ impl Chain {
             && validate_checkpoint(&self.dir, c)?
         {
             self.st = c.clone();
-            self.file = Some(open_append(&self.dir.join(&c.current_file), false)?);
+            self.file = Some(Arc::new(open_append(
+                &self.dir.join(&c.current_file),
+                false,
+            )?));
             return Ok(());
         }
         let st = recover(&self.dir, ckpt.as_ref())?;
         self.file = if st.current_file.is_empty() {
             None
         } else {
-            Some(open_append(&self.dir.join(&st.current_file), false)?)
+            Some(Arc::new(open_append(
+                &self.dir.join(&st.current_file),
+                false,
+            )?))
         };
         if !st.current_file.is_empty()
             && let Err(e) = write_checkpoint(&self.dir, &st)
@@ -1361,17 +1455,18 @@ impl CheckpointFile {
 }
 
 /// Rewrites the checkpoint in place: a hint (the files are the truth), written under the
-/// directory lock after every batch, without fsync. A torn or stale checkpoint after a crash
-/// fails validation and the chain's end is recovered from the files; in place avoids the
-/// temporary file and rename per batch (and the discard of the replaced inode).
+/// directory lock, without fsync (after every append of a shared directory, after every
+/// sync pass of an exclusive writer). A torn or stale checkpoint after a crash fails
+/// validation and the chain's end is recovered from the files; in place avoids a temporary
+/// file and rename per write (and the discard of the replaced inode).
 fn write_checkpoint(dir: &Path, st: &ChainState) -> io::Result<()> {
     CheckpointFile::open(dir)?.write(st)
 }
 
-fn write_anchor(dir: &Path, anchor: &Anchor) -> io::Result<()> {
+fn write_anchor(dir: &Path, anchor: &Anchor, fsync: bool) -> io::Result<()> {
     let mut bytes = serde_json::to_vec(anchor).map_err(io::Error::other)?;
     bytes.push(b'\n');
-    replace_file(&dir.join(ANCHOR_FILE), &bytes, true)
+    replace_file(&dir.join(ANCHOR_FILE), &bytes, fsync)
 }
 
 fn read_range(path: &Path, start: u64, len: u64) -> io::Result<Option<Vec<u8>>> {
@@ -1959,10 +2054,119 @@ mod tests {
 
     fn test_opts(fsync: bool) -> AuditOptions {
         AuditOptions {
-            fsync,
+            sync: if fsync {
+                AuditSync::Always
+            } else {
+                AuditSync::Never
+            },
             rotate_bytes: 64 * 1024,
             ..AuditOptions::default()
         }
+    }
+
+    fn exclusive_interval(interval: Duration) -> AuditOptions {
+        AuditOptions {
+            sync: AuditSync::Interval(interval),
+            exclusive: true,
+            ..AuditOptions::default()
+        }
+    }
+
+    /// Interval mode: an append returns with its line in the file and no sync; the
+    /// checkpoint and the anchor wait for the sync pass, which `flush` runs.
+    #[test]
+    fn interval_appends_are_written_at_once_and_synced_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let log =
+            AuditLog::open_with(dir.path(), exclusive_interval(Duration::from_secs(3600))).unwrap();
+        let mut last = None;
+        for i in 0..150 {
+            let stored = log.append(ev(&format!("i{i}"))).unwrap();
+            let file = dir.path().join(log.current_file().unwrap());
+            let text = std::fs::read_to_string(file).unwrap();
+            assert!(
+                text.ends_with('\n') && text.contains(&format!("\"hash\":\"{}\"", stored.hash)),
+                "record {i} is in the file when append returns"
+            );
+            last = Some(stored);
+        }
+        let last = last.unwrap();
+        assert_eq!(log.syncs(), 0, "nothing synced on the append path");
+        assert_eq!(
+            read_checkpoint(dir.path()),
+            None,
+            "no checkpoint before a sync"
+        );
+        assert!(
+            !dir.path().join(ANCHOR_FILE).exists(),
+            "no anchor before a sync"
+        );
+        log.flush().unwrap();
+        assert_eq!(log.syncs(), 1, "one sync covers all 150 records");
+        let ckpt = read_checkpoint(dir.path()).unwrap();
+        assert_eq!((ckpt.event_count, ckpt.last_hash), (150, last.hash.clone()));
+        let anchor = read_anchor(dir.path()).unwrap().unwrap().unwrap();
+        assert_eq!(anchor.event_count, 100);
+        // nothing new: no sync
+        log.flush().unwrap();
+        assert_eq!(log.syncs(), 1);
+        let report = crate::audit::verify(dir.path(), None).unwrap();
+        assert_eq!((report.events, report.last_hash), (150, last.hash));
+    }
+
+    /// An exclusive writer keeps the directory lock between sync passes; a failed append
+    /// (no pass due) lets go of it at once, so readers are not shut out.
+    #[test]
+    fn a_failed_exclusive_append_lets_readers_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open_with(
+            dir.path(),
+            AuditOptions {
+                max_record_bytes: 4096,
+                ..exclusive_interval(Duration::from_secs(3600))
+            },
+        )
+        .unwrap();
+        let mut e = ev("x");
+        e.agent = "a".repeat(10_000); // hopeless even after compaction
+        assert!(log.append(e).is_err());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = crate::audit::verify(&path, None);
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("verify got the shared lock");
+    }
+
+    #[test]
+    fn the_flusher_syncs_within_the_interval_and_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let log =
+            AuditLog::open_with(dir.path(), exclusive_interval(Duration::from_millis(20))).unwrap();
+        let first = log.append(ev("one")).unwrap();
+        let start = std::time::Instant::now();
+        while log.syncs() == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no background sync"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // the pass writes the checkpoint right after its sync
+        while read_checkpoint(dir.path()).map(|c| c.last_hash) != Some(first.hash.clone()) {
+            assert!(start.elapsed() < Duration::from_secs(30), "no checkpoint");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(log);
+
+        let log =
+            AuditLog::open_with(dir.path(), exclusive_interval(Duration::from_secs(3600))).unwrap();
+        let second = log.append(ev("two")).unwrap();
+        drop(log);
+        let ckpt = read_checkpoint(dir.path()).unwrap();
+        assert_eq!((ckpt.event_count, ckpt.last_hash), (2, second.hash));
     }
 
     #[test]
@@ -1984,11 +2188,7 @@ mod tests {
             .flat_map(|t| t.join().unwrap())
             .collect();
         assert_eq!(log.event_count(), 800);
-        assert!(
-            log.batches() < 800,
-            "{} batches for 800 records",
-            log.batches()
-        );
+        assert!(log.syncs() < 800, "{} syncs for 800 records", log.syncs());
         let report = crate::audit::verify(dir.path(), None).unwrap();
         assert_eq!(report.events, 800);
         assert!(report.files > 1, "rotation happened within batches");
