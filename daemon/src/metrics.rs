@@ -11,7 +11,9 @@ const BUCKETS: [f64; 11] = [
 
 #[derive(Default)]
 struct Inner {
-    decisions: HashMap<(String, String), u64>,
+    /// By action, then by first matched policy (nested so that counting an existing pair
+    /// looks it up by `&str`, without building an owned key per decision).
+    decisions: HashMap<String, HashMap<String, u64>>,
     buckets: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
@@ -26,10 +28,18 @@ impl Metrics {
     /// Counts one enforcing decision.
     pub fn observe(&self, action: &str, policy: Option<&str>, eval: Duration) {
         let secs = eval.as_secs_f64();
+        let policy = policy.unwrap_or("none");
         let mut m = self.inner.lock().expect("metrics lock");
-        *m.decisions
-            .entry((action.to_string(), policy.unwrap_or("none").to_string()))
-            .or_default() += 1;
+        let by_policy = match m.decisions.get_mut(action) {
+            Some(p) => p,
+            None => m.decisions.entry(action.to_string()).or_default(),
+        };
+        match by_policy.get_mut(policy) {
+            Some(n) => *n += 1,
+            None => {
+                by_policy.insert(policy.to_string(), 1);
+            }
+        }
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
                 m.buckets[i] += 1;
@@ -45,7 +55,11 @@ impl Metrics {
         let mut s = String::new();
         s.push_str("# HELP rampart_decisions_total Enforced decisions by action and first matched policy.\n");
         s.push_str("# TYPE rampart_decisions_total counter\n");
-        let mut rows: Vec<_> = m.decisions.iter().collect();
+        let mut rows: Vec<_> = m
+            .decisions
+            .iter()
+            .flat_map(|(a, by)| by.iter().map(move |(p, n)| ((a, p), n)))
+            .collect();
         rows.sort();
         for ((action, policy), n) in rows {
             let _ = writeln!(

@@ -1,33 +1,41 @@
 //! The preload library's front door: a Unix socket, one request per connection, callers
 //! identified with `SO_PEERCRED`.
 
+use std::borrow::Cow;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener as StdUnixListener, UnixStream as StdUnixStream};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
 use rampart_engine::{Action, EvalOptions, ToolCall, command_string};
-use rampart_proto::{HEADER_LEN, Reply, Request};
-use serde_json::{Map, Value, json};
+use rampart_proto::{HEADER_LEN, Reply, ReplyRef, Request};
+use serde_json::{Map, Value};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
+use tokio::sync::Notify;
 
-use crate::approvals::{NewApproval, Status};
+use crate::approvals::{Approval, NewApproval, Status};
 use crate::recorder::Record;
 use crate::state::{AppState, Mode};
 
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Binds the socket: parent directory 0700, socket 0600, a stale socket file replaced.
-pub fn bind(path: &Path) -> io::Result<UnixListener> {
+/// Binds the socket: parent directory 0700, socket 0600, a stale socket file replaced. The
+/// listener is non-blocking, for [`serve`].
+pub fn bind(path: &Path) -> io::Result<StdUnixListener> {
     if let Some(parent) = path.parent() {
         crate::home::ensure_private_dir(parent)?;
     }
     if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        if StdUnixStream::connect(path).is_ok() {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 "another daemon is listening on this socket",
@@ -35,42 +43,102 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
+    let listener = StdUnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
     Ok(listener)
 }
 
 /// Accepts connections until `stop` turns true; each connection runs on its own task.
+///
+/// Accepted sockets are not registered with the runtime up front: most requests are
+/// answered from what is already queued on them (see [`handle`]), and registering and
+/// deregistering each one with epoll would cost more than the rest of the socket work.
 pub async fn serve(
-    listener: UnixListener,
+    listener: StdUnixListener,
     state: Arc<AppState>,
     allowed_uids: Vec<u32>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // SAFETY: the listener owns its descriptor, which stays open and unreplaced for as
+    // long as the `AsyncFd` owns the listener.
+    let listener = match unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) } {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot watch the socket listener: {e}");
+            return;
+        }
+    };
     let allowed = Arc::new(allowed_uids);
-    let mut conns = tokio::task::JoinSet::new();
+    // Counted rather than kept in a `JoinSet`: reaping a set would wake this task once per
+    // finished connection, for nothing but the final wait below.
+    let open = Arc::new(OpenConnections::default());
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+            accepted = accept(&listener) => match accepted {
+                Ok(stream) => {
                     let state = state.clone();
                     let allowed = allowed.clone();
-                    conns.spawn(async move { handle(stream, &state, &allowed).await });
+                    let guard = OpenConnections::enter(&open);
+                    tokio::spawn(async move {
+                        handle(stream, &state, &allowed).await;
+                        drop(guard);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!("socket accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
     // Finish in-flight decisions (pending approvals are not waited for: they stay pending).
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), open.idle()).await;
+}
+
+async fn accept(listener: &AsyncFd<StdUnixListener>) -> io::Result<StdUnixStream> {
+    loop {
+        let mut ready = listener.readable().await?;
+        if let Ok(accepted) = ready.try_io(|l| l.get_ref().accept()) {
+            return accepted.map(|(stream, _)| stream);
+        }
+    }
+}
+
+/// Connections being handled, for the wait at shutdown.
+#[derive(Default)]
+struct OpenConnections {
+    count: AtomicUsize,
+    none_left: Notify,
+}
+
+/// One open connection; dropped when its task ends (or is cancelled).
+struct ConnectionGuard(Arc<OpenConnections>);
+
+impl OpenConnections {
+    fn enter(this: &Arc<OpenConnections>) -> ConnectionGuard {
+        this.count.fetch_add(1, Ordering::SeqCst);
+        ConnectionGuard(this.clone())
+    }
+
+    async fn idle(&self) {
+        loop {
+            let notified = self.none_left.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.none_left.notify_waiters();
+        }
+    }
 }
 
 /// Resolves once the stop flag is set (the guard is not held across other awaits).
@@ -78,9 +146,17 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn handle(mut stream: UnixStream, state: &AppState, allowed: &[u32]) {
-    let uid = match stream.peer_cred() {
-        Ok(c) => c.uid(),
+/// One connection: one request, one final reply (after a `Pending` for an approval).
+///
+/// The library writes its request right after connecting, so it is usually queued whole by
+/// the time the connection is accepted. Then the request is *peeked*, decided, answered with
+/// a non-blocking send, and only then consumed: consuming it frees the client's send buffer,
+/// which wakes a client already sleeping in its `recv` for nothing (a cross-CPU wake-up that
+/// cost more than the rest of the round trip); after the reply it is awake anyway. Anything
+/// else (a request still arriving, an approval to wait for) goes through the runtime.
+async fn handle(stream: StdUnixStream, state: &AppState, allowed: &[u32]) {
+    let uid = match peer_uid(&stream) {
+        Ok(uid) => uid,
         Err(e) => {
             tracing::warn!("socket peer credentials unavailable: {e}; closing");
             return;
@@ -90,6 +166,33 @@ async fn handle(mut stream: UnixStream, state: &AppState, allowed: &[u32]) {
         tracing::warn!(uid, "socket peer with a uid that is not allowed; closing");
         return;
     }
+    let queued = match peek_request(&stream) {
+        Ok(Some(q)) => q,
+        Ok(None) => return handle_async(stream, state).await,
+        Err(e) => {
+            tracing::warn!("bad frame on the socket: {e}; closing");
+            return;
+        }
+    };
+    match decide(state, &queued.request).await {
+        Decided::Reply(reply) => reply_now(stream, &reply, queued.len).await,
+        Decided::Ask(approval) => {
+            // `client_closed` reads the connection to notice the client leaving.
+            discard(&stream, queued.len);
+            let Some(mut stream) = into_async(stream) else {
+                return;
+            };
+            let reply = ask(state, &approval, &mut stream).await;
+            let _ = write_reply(&mut stream, &reply).await;
+        }
+    }
+}
+
+/// The general path: the request is read as it arrives, under [`READ_TIMEOUT`].
+async fn handle_async(stream: StdUnixStream, state: &AppState) {
+    let Some(mut stream) = into_async(stream) else {
+        return;
+    };
     let request = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -101,13 +204,161 @@ async fn handle(mut stream: UnixStream, state: &AppState, allowed: &[u32]) {
             return;
         }
     };
-    let reply = decide(state, &request, &mut stream).await;
+    let reply = match decide(state, &request).await {
+        Decided::Reply(reply) => reply,
+        Decided::Ask(approval) => ask(state, &approval, &mut stream).await,
+    };
     let _ = write_reply(&mut stream, &reply).await;
 }
 
-/// Bytes asked for by the first read: a whole ordinary request (the library writes its frame
-/// in one `write`), so header and payload usually arrive with one `recv`.
+fn into_async(stream: StdUnixStream) -> Option<UnixStream> {
+    let registered = stream
+        .set_nonblocking(true)
+        .and_then(|()| UnixStream::from_std(stream));
+    match registered {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot register a socket connection: {e}; closing");
+            None
+        }
+    }
+}
+
+fn peer_uid(stream: &StdUnixStream) -> io::Result<u32> {
+    // SAFETY: all-zero bytes are a valid `ucred` (plain integers).
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given; the descriptor is
+    // open for the duration of the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// `recv(2)` with `MSG_DONTWAIT` and `flags`; `Ok(None)` when nothing is queued.
+fn recv_now(
+    stream: &StdUnixStream,
+    buf: &mut [u8],
+    flags: libc::c_int,
+) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: `buf` is valid for writes of its length.
+        let n = unsafe {
+            libc::recv(
+                stream.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                flags | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Bytes peeked at once: a whole ordinary request (the library writes its frame in one
+/// `write`), so header and payload usually arrive together.
 const FIRST_READ: usize = 4096;
+
+/// Requests up to this size are peeked whole; larger ones are read as they arrive (they
+/// may not fit in the socket's buffer at once).
+const PEEK_MAX: usize = 64 * 1024;
+
+/// A request found whole in the socket's receive queue, not consumed yet.
+struct Queued {
+    request: Request,
+    /// Bytes peeked (the request and anything after it), to consume once answered.
+    len: usize,
+}
+
+/// The request, if it is already queued whole; `Ok(None)` when it is not (yet), or the
+/// peer closed: the general path then reads or reports it. A complete frame that does not
+/// decode is an error.
+fn peek_request(stream: &StdUnixStream) -> Result<Option<Queued>, String> {
+    let mut buf = vec![0u8; FIRST_READ];
+    let peek = |buf: &mut [u8]| recv_now(stream, buf, libc::MSG_PEEK).map_err(|e| e.to_string());
+    let Some(mut n) = peek(&mut buf)? else {
+        return Ok(None);
+    };
+    if n < HEADER_LEN {
+        return Ok(None);
+    }
+    let header: &[u8; HEADER_LEN] = buf[..HEADER_LEN].try_into().expect("HEADER_LEN bytes");
+    let (_, len) = rampart_proto::read_frame_len(header).map_err(|e| e.to_string())?;
+    let total = HEADER_LEN + len;
+    if total > n {
+        if total > PEEK_MAX {
+            return Ok(None);
+        }
+        buf.resize(total, 0);
+        match peek(&mut buf)? {
+            Some(m) if m >= total => n = m,
+            _ => return Ok(None),
+        }
+    }
+    let request = rampart_proto::decode_request(&buf[..total]).map_err(|e| e.to_string())?;
+    Ok(Some(Queued { request, len: n }))
+}
+
+/// Consumes `len` queued bytes (the answered request). Bytes after the request, if any,
+/// are consumed and ignored with it, as the general path does.
+fn discard(stream: &StdUnixStream, len: usize) {
+    let mut buf = vec![0u8; len];
+    let _ = recv_now(stream, &mut buf, 0);
+}
+
+/// Answers a peeked request: the reply goes out with a non-blocking `send` (it always fits
+/// the empty send buffer of a fresh connection; the runtime finishes it otherwise), then the
+/// request is consumed and the connection closed.
+async fn reply_now(stream: StdUnixStream, reply: &Reply, queued: usize) {
+    let mut buf = [0u8; REPLY_FRAME_MAX];
+    let n = match encode_reply(reply, &mut buf) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!("cannot encode a socket reply: {e}");
+            return;
+        }
+    };
+    // SAFETY: `buf[..n]` is valid for reads.
+    let sent = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            buf.as_ptr().cast(),
+            n,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    discard(&stream, queued);
+    if sent < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
+            return; // the client went away
+        }
+    }
+    let sent = sent.max(0) as usize;
+    if sent < n
+        && let Some(mut stream) = into_async(stream)
+    {
+        let _ = stream.write_all(&buf[sent..n]).await;
+    }
+}
 
 async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
     let mut frame: Vec<u8> = Vec::with_capacity(FIRST_READ);
@@ -136,11 +387,50 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
     rampart_proto::decode_request(&frame).map_err(|e| e.to_string())
 }
 
+/// The longest deny message or approval id sent on the socket, in bytes: with the frame
+/// header, tag, errno and length prefix every reply stays far inside the library's 4 KiB
+/// reply buffer (the full text is in the audit trail).
+pub const MAX_REPLY_TEXT: usize = 1024;
+
+/// Bytes of the largest reply frame [`encode_reply`] produces.
+const REPLY_FRAME_MAX: usize = HEADER_LEN + 4 + 4 + 8 + MAX_REPLY_TEXT;
+
+/// `text` cut to at most [`MAX_REPLY_TEXT`] bytes on a character boundary, ending with "…"
+/// when it was cut.
+fn bounded(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_REPLY_TEXT {
+        return Cow::Borrowed(text);
+    }
+    const ELLIPSIS: &str = "…";
+    let mut end = MAX_REPLY_TEXT - ELLIPSIS.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{ELLIPSIS}", &text[..end]))
+}
+
+/// Encodes `reply` into `buf` with its text [`bounded`]; returns the frame length.
+fn encode_reply(reply: &Reply, buf: &mut [u8; REPLY_FRAME_MAX]) -> io::Result<usize> {
+    let text = match reply {
+        Reply::Allow => Cow::Borrowed(""),
+        Reply::Deny { message, .. } => bounded(message),
+        Reply::Pending { approval_id } => bounded(approval_id),
+    };
+    let view = match reply {
+        Reply::Allow => ReplyRef::Allow,
+        Reply::Deny { errno, .. } => ReplyRef::Deny {
+            errno: *errno,
+            message: &text,
+        },
+        Reply::Pending { .. } => ReplyRef::Pending { approval_id: &text },
+    };
+    rampart_proto::encode_reply_into(&view, buf).map_err(io::Error::other)
+}
+
 async fn write_reply(stream: &mut UnixStream, reply: &Reply) -> io::Result<()> {
-    let mut buf = Vec::new();
-    rampart_proto::encode_reply(reply, &mut buf).map_err(io::Error::other)?;
-    stream.write_all(&buf).await?;
-    stream.flush().await
+    let mut buf = [0u8; REPLY_FRAME_MAX];
+    let n = encode_reply(reply, &mut buf)?;
+    stream.write_all(&buf[..n]).await
 }
 
 fn deny(message: impl Into<String>) -> Reply {
@@ -150,12 +440,21 @@ fn deny(message: impl Into<String>) -> Reply {
     }
 }
 
+const AUDIT_UNAVAILABLE: &str = "audit storage is unavailable; refusing tool call";
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// What [`decide`] concluded.
+enum Decided {
+    Reply(Reply),
+    /// An approval was created: answer `Pending`, then wait for a human ([`ask`]).
+    Ask(Box<Approval>),
+}
+
 /// Runs full enforcement for one exec, as `/v1/tool` does in enforce mode.
-async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Reply {
+async fn decide(state: &AppState, req: &Request) -> Decided {
     let shell = req.entry.is_shell();
     let (command, path) = if shell {
         (
@@ -171,13 +470,13 @@ async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Rep
     params.insert("command".into(), Value::from(command.clone()));
     params.insert("path".into(), Value::from(path.clone()));
     if !workdir.is_empty() {
-        params.insert("workdir".into(), Value::from(workdir.clone()));
+        params.insert("workdir".into(), Value::from(workdir));
     }
-    let call = ToolCall {
+    let mut call = ToolCall {
         tool: "exec".into(),
         agent: lossy(&req.agent),
         session: lossy(&req.session),
-        params: params.clone(),
+        params,
         ..ToolCall::default()
     };
     let engine = state.policies.current();
@@ -191,7 +490,14 @@ async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Rep
         let mut counter = state.counter.lock().expect("counter lock");
         engine.enforce(&call, &mut counter, &opts)
     };
-    let mut request = params;
+    let acts = state.mode == Mode::Enforce;
+    let delegated = acts && matches!(d.action, Action::Webhook | Action::Verify);
+
+    let mut request = if delegated {
+        call.params.clone()
+    } else {
+        std::mem::take(&mut call.params)
+    };
     request.insert(
         "argv".into(),
         Value::Array(req.argv.iter().map(|a| Value::from(lossy(a))).collect()),
@@ -200,41 +506,40 @@ async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Rep
     request.insert("entry".into(), Value::from(req.entry.as_str()));
     request.insert(
         "flags".into(),
-        json!(req.flags.labels().collect::<Vec<_>>()),
+        Value::Array(req.flags.labels().map(Value::from).collect()),
     );
     request.insert("pid".into(), Value::from(req.pid));
     request.insert("ppid".into(), Value::from(req.ppid));
     request.insert("uid".into(), Value::from(req.uid));
+    let action = d.action.as_str();
     let record = Record {
         tool: "exec".into(),
         agent: call.agent.clone(),
         session: call.session.clone(),
         request,
-        action: d.action.as_str().into(),
+        action: action.into(),
         matched_policies: d.matched_policies.iter().map(|p| p.to_string()).collect(),
         evaluation_time_us: d.eval_duration.as_micros() as u64,
         message: d.message.clone(),
         suggestions: d.suggestions.clone(),
         ..Record::default()
     };
-    let outcome_record = record.clone();
+    let outcome_record = delegated.then(|| record.clone());
     let audit_id = match state.recorder.record(record).await {
         Ok(id) => id,
-        Err(_) if state.mode == Mode::Enforce => {
-            return deny("audit storage is unavailable; refusing tool call");
-        }
+        Err(_) if acts => return Decided::Reply(deny(AUDIT_UNAVAILABLE)),
         Err(_) => String::new(),
     };
     state.metrics.observe(
-        d.action.as_str(),
+        action,
         d.matched_policies.first().map(|p| &**p),
         d.eval_duration,
     );
-    if state.mode == Mode::Monitor {
-        return Reply::Allow;
+    if !acts {
+        return Decided::Reply(Reply::Allow);
     }
     let policy = d.policy.as_deref().unwrap_or("default");
-    match d.action {
+    Decided::Reply(match d.action {
         Action::Allow | Action::Watch => Reply::Allow,
         Action::Deny => deny(format!("{policy}: {}", d.message)),
         Action::Webhook | Action::Verify => {
@@ -254,7 +559,7 @@ async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Rep
             )
             .await;
             // The delegate's answer is audited too, before it is acted on.
-            let mut second = outcome_record;
+            let mut second = outcome_record.expect("cloned for a delegated decision");
             second.action = if v.allowed { "allow" } else { "deny" }.into();
             second.message = v.message.clone();
             if let Some(m) = &v.model {
@@ -263,7 +568,7 @@ async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Rep
                     .insert("verify_model".into(), Value::from(m.clone()));
             }
             if state.recorder.record(second).await.is_err() {
-                return deny("audit storage is unavailable; refusing tool call");
+                return Decided::Reply(deny(AUDIT_UNAVAILABLE));
             }
             if v.allowed {
                 Reply::Allow
@@ -283,48 +588,55 @@ async fn decide(state: &AppState, req: &Request, stream: &mut UnixStream) -> Rep
                 fingerprint: format!("socket:{audit_id}"),
                 policy_audit_id: audit_id,
             };
-            let approval = match state.approvals.create(new, Utc::now()) {
-                Ok((a, _)) => a,
-                Err(e) => return deny(e.to_string()),
-            };
-            state.announce_approvals();
-            if write_reply(
-                stream,
-                &Reply::Pending {
-                    approval_id: approval.id.clone(),
-                },
-            )
-            .await
-            .is_err()
-            {
-                return deny("client went away");
-            }
-            let waited = state.approvals.wait(
-                &approval.id,
-                state.approvals.timeout() + Duration::from_secs(1),
-            );
-            let closed = client_closed(stream);
-            let outcome = tokio::select! {
-                a = waited => a,
-                _ = closed => return deny("client went away"),
-                _ = state.stopping() => {
-                    return deny(format!(
-                        "rampart daemon is stopping; approval {} stays pending",
-                        approval.id
-                    ));
+            match state.approvals.create(new, Utc::now()) {
+                Ok((a, _)) => {
+                    state.announce_approvals();
+                    return Decided::Ask(Box::new(a));
                 }
-            };
-            match outcome {
-                Some(a) if a.status == Status::Approved => {
-                    state
-                        .approvals
-                        .take_grant(&approval.fingerprint, Utc::now());
-                    Reply::Allow
-                }
-                Some(a) if a.status == Status::Denied => deny("approval denied"),
-                _ => deny("approval timed out — command blocked"),
+                Err(e) => deny(e.to_string()),
             }
         }
+    })
+}
+
+/// Answers `Pending` for `approval`, then waits for a human, the approval's expiry, the
+/// client leaving or the daemon stopping; returns the final reply.
+async fn ask(state: &AppState, approval: &Approval, stream: &mut UnixStream) -> Reply {
+    if write_reply(
+        stream,
+        &Reply::Pending {
+            approval_id: approval.id.clone(),
+        },
+    )
+    .await
+    .is_err()
+    {
+        return deny("client went away");
+    }
+    let waited = state.approvals.wait(
+        &approval.id,
+        state.approvals.timeout() + Duration::from_secs(1),
+    );
+    let closed = client_closed(stream);
+    let outcome = tokio::select! {
+        a = waited => a,
+        _ = closed => return deny("client went away"),
+        _ = state.stopping() => {
+            return deny(format!(
+                "rampart daemon is stopping; approval {} stays pending",
+                approval.id
+            ));
+        }
+    };
+    match outcome {
+        Some(a) if a.status == Status::Approved => {
+            state
+                .approvals
+                .take_grant(&approval.fingerprint, Utc::now());
+            Reply::Allow
+        }
+        Some(a) if a.status == Status::Denied => deny("approval denied"),
+        _ => deny("approval timed out — command blocked"),
     }
 }
 

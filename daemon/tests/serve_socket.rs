@@ -1,10 +1,11 @@
 //! End-to-end tests of `rampart serve`'s preload socket (architecture §5): a real daemon,
 //! a client speaking rampart-proto, approvals released with the `rampart approve|deny`
 //! CLI, refusal of bad frames and foreign peers, the audit trail across both front doors,
-//! and graceful shutdown.
+//! reply size bounds, audit failures, `--audit-sync always`, and graceful shutdown.
 
 mod support;
 
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
@@ -503,6 +504,140 @@ fn sigterm_while_idle_exits_cleanly_and_removes_the_socket() {
         "the HTTP port is closed"
     );
     // The audit trail is intact after shutdown.
+    let out = ws.cli(&[
+        "audit",
+        "verify",
+        "--audit-dir",
+        ws.audit_dir().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// The audit event of the last decision on `command`.
+fn last_event_of(ws: &Workspace, command: &str) -> Value {
+    audit_events(&ws.audit_dir())
+        .into_iter()
+        .rev()
+        .find(|e| e["request"]["command"] == command)
+        .unwrap_or_else(|| panic!("no audit event for {command:?}"))
+}
+
+#[test]
+fn long_deny_messages_are_cut_to_fit_the_library_buffer() {
+    let ws = Workspace::new();
+    // Multi-byte characters, so the cut has to find a character boundary.
+    let message = "é→".repeat(800); // 4000 bytes
+    let policy = format!(
+        "{}\n  - name: long-message\n    match: {{tool: exec}}\n    rules:\n      - action: deny\n        when: {{command_matches: [\"longmsg *\"]}}\n        message: \"{message}\"\n",
+        support::POLICY.trim_end()
+    );
+    std::fs::write(ws.policy(), policy).unwrap();
+    let d = ws.start(&[]);
+
+    let mut c = SockConn::connect(&d.socket);
+    c.send(&exec_frame("/usr/bin/longmsg", &["longmsg", "x"], "sock"));
+    let mut raw = Vec::new();
+    c.stream.read_to_end(&mut raw).unwrap();
+    assert!(raw.len() <= 4096, "the reply frame is {} bytes", raw.len());
+    let r = rampart_proto::decode_reply(&raw).expect("one whole reply frame");
+    let text = deny_message(&r);
+    assert!(text.len() <= 1024, "{} bytes", text.len());
+    assert!(
+        text.len() > 1000,
+        "cut no shorter than needed: {} bytes",
+        text.len()
+    );
+    let kept = text.strip_suffix('…').expect("ends with an ellipsis");
+    assert!(format!("long-message: {message}").starts_with(kept));
+
+    // The audit trail keeps the whole message; short messages are not touched.
+    assert_eq!(
+        last_event_of(&ws, "longmsg x")["decision"]["message"],
+        message
+    );
+    let r = socket_decision(
+        &d.socket,
+        &exec_frame("/usr/bin/rm", &["rm", "-rf", "/srv/victim"], "sock"),
+    );
+    assert_eq!(
+        deny_message(&r),
+        "protect-victim: the victim directory is protected"
+    );
+}
+
+#[test]
+fn an_audit_failure_is_answered_with_a_deny() {
+    let ws = Workspace::new();
+    let d = ws.start(&[]);
+    let allow = exec_frame("/usr/bin/ls", &["ls"], "sock");
+    assert_eq!(socket_decision(&d.socket, &allow), Reply::Allow);
+    // Something else writes a torn line into the chain: the daemon can no longer append
+    // to it (it will not chain onto a line it cannot read).
+    let audit = ws.audit_dir();
+    let newest = audit.join(chain_files(&audit).last().unwrap());
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&newest)
+        .unwrap()
+        .write_all(b"{\"id\":\"torn")
+        .unwrap();
+    for _ in 0..2 {
+        let r = socket_decision(&d.socket, &allow);
+        assert_eq!(
+            deny_message(&r),
+            "audit storage is unavailable; refusing tool call"
+        );
+    }
+    assert!(d.log().contains("audit write failed"), "{}", d.log());
+}
+
+#[test]
+fn a_request_sent_in_pieces_is_answered() {
+    let ws = Workspace::new();
+    let d = ws.start(&[]);
+    for (frame, expect_allow) in [
+        (exec_frame("/usr/bin/ls", &["ls", "-l"], "sock"), true),
+        (
+            exec_frame("/usr/bin/rm", &["rm", "-rf", "/srv/victim"], "sock"),
+            false,
+        ),
+    ] {
+        let mut c = SockConn::connect(&d.socket);
+        c.send(&frame[..7]);
+        std::thread::sleep(Duration::from_millis(150));
+        c.send(&frame[7..HEADER_LEN + 3]);
+        std::thread::sleep(Duration::from_millis(150));
+        c.send(&frame[HEADER_LEN + 3..]);
+        let r = c.reply().expect("a reply");
+        assert_eq!(r == Reply::Allow, expect_allow, "{r:?}");
+        assert!(c.read_until_closed(support::IO_TIMEOUT).is_empty());
+    }
+    assert_eq!(audit_events(&ws.audit_dir()).len(), 2);
+}
+
+#[test]
+fn audit_sync_always_answers_after_the_sync_and_the_chain_verifies() {
+    let ws = Workspace::new();
+    let mut d = ws.start(&["--audit-sync", "always"]);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let socket = d.socket.clone();
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    let arg = format!("t{t}-{i}");
+                    let r =
+                        socket_decision(&socket, &exec_frame("/usr/bin/ls", &["ls", &arg], "sock"));
+                    assert_eq!(r, Reply::Allow);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Every answered decision is in the files before the daemon stops.
+    assert_eq!(audit_events(&ws.audit_dir()).len(), 160);
+    d.stop();
     let out = ws.cli(&[
         "audit",
         "verify",
