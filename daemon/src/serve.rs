@@ -50,7 +50,7 @@ pub enum LogFormat {
 #[derive(Args, Debug)]
 #[command(
     after_help = "The daemon answers the preload library on a Unix socket and agent frameworks over HTTP \
-(POST /v1/tool/exec with `Authorization: Bearer $(cat ~/.rampart/token)`).\n\nExamples:\n  rampart serve\n  rampart serve --profile paranoid --listen 127.0.0.1:9191\n  rampart serve --no-http --mode monitor\n  rampart serve --audit-sync always\n\n\
+(POST /v1/tool/exec with `Authorization: Bearer $(cat ~/.rampart/token)`).\n\nExamples:\n  rampart serve\n  rampart serve --profile paranoid --listen 127.0.0.1:9191\n  rampart serve --no-http --mode monitor\n  rampart serve --strict --strict-allow /usr/local/bin/static-tool\n  rampart serve --audit-sync always\n\n\
 Every decision is written to the hash-chained audit trail before it is answered. With the \
 default --audit-sync interval, \"written\" means handed to the kernel: a crash of the daemon \
 loses nothing, and the records are synced to the disk in the background within 100 ms (a power \
@@ -95,6 +95,14 @@ pub struct ServeArgs {
     /// background within 100 ms (interval). Both write the record before answering.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "interval")]
     pub audit_sync: AuditSyncArg,
+    /// Deny execs of binaries the preload library cannot follow into (static, Go, set-id,
+    /// foreign-class or memfd targets: nothing they start would be checked), unless the
+    /// policy already denies them. Without it these are only recorded in the audit trail.
+    #[arg(long)]
+    pub strict: bool,
+    /// An executable (exact resolved path) that --strict lets through (repeatable).
+    #[arg(long = "strict-allow", value_name = "PATH", requires = "strict")]
+    pub strict_allow: Vec<PathBuf>,
     /// How long an approval waits for a human before it denies.
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     pub approval_timeout: Duration,
@@ -242,6 +250,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         counter: Mutex::new(CallCounter::new()),
         token,
         mode,
+        strict: args.strict.then(|| crate::socket::Strict {
+            allow: args.strict_allow.clone(),
+        }),
         verify_url,
         http_client: crate::delegate::client(),
         metrics: Metrics::default(),
@@ -311,6 +322,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(
         mode = state.mode.as_str(),
         audit_sync = ?args.audit_sync,
+        strict = args.strict,
         policies = engine.policy_count(),
         source = %state.policies.source().label(),
         socket = %socket_path.display(),

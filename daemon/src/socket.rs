@@ -6,14 +6,14 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener as StdUnixListener, UnixStream as StdUnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
 use rampart_engine::{Action, EvalOptions, ToolCall, command_string};
-use rampart_proto::{HEADER_LEN, Reply, ReplyRef, Request};
+use rampart_proto::{Flags, HEADER_LEN, Reply, ReplyRef, Request};
 use serde_json::{Map, Value};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -446,6 +446,38 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// `rampart serve --strict`: execs of binaries the preload library cannot follow into
+/// (nothing they start is checked) are denied unless the policy already denies them.
+#[derive(Clone, Debug, Default)]
+pub struct Strict {
+    /// Executables exempted by exact path (`--strict-allow`).
+    pub allow: Vec<PathBuf>,
+}
+
+impl Strict {
+    /// What the library cannot follow: no dynamic loader to load it into (static, Go's raw
+    /// system calls, another ELF class), a loader that drops `LD_PRELOAD` (set-id), or a
+    /// target without a path to check again (memfd).
+    pub const UNFOLLOWABLE: Flags = Flags::STATIC
+        .union(Flags::GO)
+        .union(Flags::SETUID)
+        .union(Flags::FOREIGN_CLASS)
+        .union(Flags::MEMFD);
+
+    /// The deny message for an exec of `path` with `flags`, or `None` when it may run.
+    fn refusal(&self, path: &str, flags: Flags) -> Option<String> {
+        let blind = flags & Self::UNFOLLOWABLE;
+        if blind.is_empty() || self.allow.iter().any(|p| p.as_os_str() == path) {
+            return None;
+        }
+        let labels: Vec<&str> = blind.labels().collect();
+        Some(format!(
+            "{path} is {}; the preload library cannot follow it",
+            labels.join(", ")
+        ))
+    }
+}
+
 /// What [`decide`] concluded.
 enum Decided {
     Reply(Reply),
@@ -490,8 +522,16 @@ async fn decide(state: &AppState, req: &Request) -> Decided {
         let mut counter = state.counter.lock().expect("counter lock");
         engine.enforce(&call, &mut counter, &opts)
     };
-    let acts = state.mode == Mode::Enforce;
-    let delegated = acts && matches!(d.action, Action::Webhook | Action::Verify);
+    // A library in monitor mode only reports: the decision is made and audited as usual,
+    // but it is answered with Allow and nothing is acted on.
+    let library_monitor = req.mode == rampart_proto::Mode::Monitor;
+    let strict = match (&state.strict, d.action) {
+        (_, Action::Deny) | (None, _) => None,
+        (Some(s), _) => s.refusal(&path, req.flags),
+    };
+    let acts = state.mode == Mode::Enforce && !library_monitor;
+    let delegated =
+        acts && strict.is_none() && matches!(d.action, Action::Webhook | Action::Verify);
 
     let mut request = if delegated {
         call.params.clone()
@@ -511,16 +551,29 @@ async fn decide(state: &AppState, req: &Request) -> Decided {
     request.insert("pid".into(), Value::from(req.pid));
     request.insert("ppid".into(), Value::from(req.ppid));
     request.insert("uid".into(), Value::from(req.uid));
-    let action = d.action.as_str();
+    if library_monitor {
+        request.insert("library_mode".into(), Value::from(req.mode.as_str()));
+    }
+    let mut matched_policies: Vec<String> =
+        d.matched_policies.iter().map(|p| p.to_string()).collect();
+    let (action, message) = match &strict {
+        Some(why) => {
+            // The policy's own verdict stays visible next to the refusal.
+            request.insert("policy_action".into(), Value::from(d.action.as_str()));
+            matched_policies.insert(0, "strict".into());
+            ("deny", why.clone())
+        }
+        None => (d.action.as_str(), d.message.clone()),
+    };
     let record = Record {
         tool: "exec".into(),
         agent: call.agent.clone(),
         session: call.session.clone(),
         request,
         action: action.into(),
-        matched_policies: d.matched_policies.iter().map(|p| p.to_string()).collect(),
+        matched_policies,
         evaluation_time_us: d.eval_duration.as_micros() as u64,
-        message: d.message.clone(),
+        message,
         suggestions: d.suggestions.clone(),
         ..Record::default()
     };
@@ -530,13 +583,16 @@ async fn decide(state: &AppState, req: &Request) -> Decided {
         Err(_) if acts => return Decided::Reply(deny(AUDIT_UNAVAILABLE)),
         Err(_) => String::new(),
     };
-    state.metrics.observe(
-        action,
-        d.matched_policies.first().map(|p| &**p),
-        d.eval_duration,
-    );
+    let policy = match &strict {
+        Some(_) => Some("strict"),
+        None => d.matched_policies.first().map(|p| &**p),
+    };
+    state.metrics.observe(action, policy, d.eval_duration);
     if !acts {
         return Decided::Reply(Reply::Allow);
+    }
+    if let Some(why) = strict {
+        return Decided::Reply(deny(format!("strict: {why}")));
     }
     let policy = d.policy.as_deref().unwrap_or("default");
     Decided::Reply(match d.action {

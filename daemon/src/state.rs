@@ -35,6 +35,8 @@ pub struct AppState {
     pub counter: Mutex<CallCounter>,
     pub token: String,
     pub mode: Mode,
+    /// `--strict`: execs the preload library cannot follow into are denied.
+    pub strict: Option<crate::socket::Strict>,
     pub verify_url: Option<String>,
     /// Client for webhook and verifier calls (no redirects).
     pub http_client: reqwest::Client,

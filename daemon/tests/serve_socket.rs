@@ -1,7 +1,8 @@
 //! End-to-end tests of `rampart serve`'s preload socket (architecture §5): a real daemon,
 //! a client speaking rampart-proto, approvals released with the `rampart approve|deny`
 //! CLI, refusal of bad frames and foreign peers, the audit trail across both front doors,
-//! reply size bounds, audit failures, `--audit-sync always`, and graceful shutdown.
+//! library monitor mode, `--strict`, reply size bounds, audit failures, `--audit-sync
+//! always`, and graceful shutdown.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
-use rampart_proto::{EPERM, HEADER_LEN, MAGIC, Reply};
+use rampart_proto::{EPERM, EntryPoint, Flags, HEADER_LEN, MAGIC, Mode, Reply, RequestRef};
 use serde_json::{Value, json};
 use support::{
     SockConn, Workspace, audit_events, chain_files, copy_dir, exec_frame, poll, python_dir,
@@ -513,6 +514,28 @@ fn sigterm_while_idle_exits_cleanly_and_removes_the_socket() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
+/// A request as the library would send it, with its flags and mode.
+fn flagged_frame(path: &str, argv: &[&str], flags: Flags, mode: Mode) -> Vec<u8> {
+    let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+    let req = RequestRef {
+        entry: EntryPoint::Execve,
+        flags,
+        mode,
+        pid: std::process::id() as i32,
+        ppid: 1,
+        // SAFETY: getuid has no preconditions.
+        uid: unsafe { libc::getuid() },
+        path: path.as_bytes(),
+        requested: path.as_bytes(),
+        cwd: b"/tmp",
+        agent: b"sock",
+        session: b"socket-e2e",
+        interpreter: None,
+        argv: &argv,
+    };
+    rampart_proto::encode_request_to_vec(&req).expect("encode request")
+}
+
 /// The audit event of the last decision on `command`.
 fn last_event_of(ws: &Workspace, command: &str) -> Value {
     audit_events(&ws.audit_dir())
@@ -520,6 +543,165 @@ fn last_event_of(ws: &Workspace, command: &str) -> Value {
         .rev()
         .find(|e| e["request"]["command"] == command)
         .unwrap_or_else(|| panic!("no audit event for {command:?}"))
+}
+
+#[test]
+fn library_monitor_mode_is_audited_as_usual_and_allowed() {
+    let ws = Workspace::new();
+    let d = ws.start(&[]);
+    let api = d.api();
+    let monitor = |path: &str, argv: &[&str]| {
+        socket_decision(
+            &d.socket,
+            &flagged_frame(path, argv, Flags::empty(), Mode::Monitor),
+        )
+    };
+
+    // A deny, an ask and a webhook (its URL refuses connections: enforced, it fails closed).
+    assert_eq!(
+        monitor("/usr/bin/rm", &["rm", "-rf", "/srv/victim"]),
+        Reply::Allow
+    );
+    assert_eq!(
+        monitor("/usr/bin/deploy", &["deploy", "prod"]),
+        Reply::Allow
+    );
+    assert_eq!(
+        monitor("/usr/bin/notify-hook", &["notify-hook", "x"]),
+        Reply::Allow
+    );
+    assert!(api.pending().is_empty(), "no approval is created");
+
+    // The audit trail says what would have happened.
+    let rm = last_event_of(&ws, "rm -rf /srv/victim");
+    assert_eq!(rm["decision"]["action"], "deny");
+    assert_eq!(rm["decision"]["matched_policies"][0], "protect-victim");
+    assert_eq!(rm["request"]["library_mode"], "monitor");
+    let deploy = last_event_of(&ws, "deploy prod");
+    assert_eq!(deploy["decision"]["action"], "ask");
+    assert_eq!(deploy["request"]["library_mode"], "monitor");
+    let hook = last_event_of(&ws, "notify-hook x");
+    assert_eq!(hook["decision"]["action"], "webhook");
+    let all = audit_events(&ws.audit_dir());
+    assert_eq!(
+        all.len(),
+        3,
+        "one record each, no webhook outcome: {all:#?}"
+    );
+
+    // The same requests in enforce mode are enforced, and carry no library mode.
+    let r = socket_decision(
+        &d.socket,
+        &flagged_frame(
+            "/usr/bin/rm",
+            &["rm", "-rf", "/srv/victim"],
+            Flags::empty(),
+            Mode::Enforce,
+        ),
+    );
+    assert!(deny_message(&r).contains("protect-victim"), "{r:?}");
+    let rm = last_event_of(&ws, "rm -rf /srv/victim");
+    assert!(rm["request"].get("library_mode").is_none(), "{rm}");
+    let r = socket_decision(
+        &d.socket,
+        &flagged_frame(
+            "/usr/bin/notify-hook",
+            &["notify-hook", "x"],
+            Flags::empty(),
+            Mode::Enforce,
+        ),
+    );
+    assert!(deny_message(&r).contains("webhook"), "{r:?}");
+}
+
+#[test]
+fn strict_denies_execs_the_library_cannot_follow() {
+    let ws = Workspace::new();
+    let d = ws.start(&["--strict", "--strict-allow", "/opt/tools/static-ok"]);
+    let api = d.api();
+    let ask = |path: &str, argv: &[&str], flags: Flags| {
+        socket_decision(&d.socket, &flagged_frame(path, argv, flags, Mode::Enforce))
+    };
+
+    let r = ask("/usr/bin/ls", &["ls"], Flags::STATIC);
+    assert_eq!(
+        deny_message(&r),
+        "strict: /usr/bin/ls is static; the preload library cannot follow it"
+    );
+    let r = ask(
+        "/usr/local/bin/gotool",
+        &["gotool", "run"],
+        Flags::GO | Flags::SETUID | Flags::ENV_SCRUBBED,
+    );
+    assert_eq!(
+        deny_message(&r),
+        "strict: /usr/local/bin/gotool is go, setuid; the preload library cannot follow it"
+    );
+    for flag in [Flags::FOREIGN_CLASS, Flags::MEMFD] {
+        let r = ask("/usr/bin/true", &["true"], flag);
+        assert!(
+            deny_message(&r).starts_with("strict: /usr/bin/true is "),
+            "{r:?}"
+        );
+    }
+    // Exempt by exact path; flags the library can follow through are fine.
+    assert_eq!(
+        ask("/opt/tools/static-ok", &["static-ok"], Flags::STATIC),
+        Reply::Allow
+    );
+    assert!(matches!(
+        ask("/opt/tools/static-ok2", &["static-ok2"], Flags::STATIC),
+        Reply::Deny { .. }
+    ));
+    assert_eq!(
+        ask(
+            "/usr/bin/ls",
+            &["ls"],
+            Flags::ENV_SCRUBBED | Flags::SCRIPT | Flags::RELATIVE_UNRESOLVED
+        ),
+        Reply::Allow
+    );
+    // A policy deny keeps its own message; an ask is refused without asking anyone.
+    let r = ask("/usr/bin/rm", &["rm", "-rf", "/srv/victim"], Flags::STATIC);
+    assert!(deny_message(&r).contains("protect-victim"), "{r:?}");
+    let r = ask("/usr/bin/deploy", &["deploy", "static"], Flags::STATIC);
+    assert!(deny_message(&r).starts_with("strict: "), "{r:?}");
+    assert!(api.pending().is_empty());
+
+    // Audited like any deny, with the policy's own verdict kept.
+    let ls = audit_events(&ws.audit_dir())
+        .into_iter()
+        .find(|e| e["request"]["command"] == "ls")
+        .unwrap();
+    assert_eq!(ls["decision"]["action"], "deny");
+    assert_eq!(ls["decision"]["matched_policies"][0], "strict");
+    assert_eq!(
+        ls["decision"]["message"],
+        "/usr/bin/ls is static; the preload library cannot follow it"
+    );
+    assert_eq!(ls["request"]["policy_action"], "allow");
+    assert_eq!(ls["request"]["flags"], json!(["static"]));
+    let deploy = last_event_of(&ws, "deploy static");
+    assert_eq!(deploy["decision"]["action"], "deny");
+    assert_eq!(deploy["request"]["policy_action"], "ask");
+
+    // Without --strict the flags are only recorded.
+    drop(d);
+    let ws = Workspace::new();
+    let d = ws.start(&[]);
+    let r = socket_decision(
+        &d.socket,
+        &flagged_frame(
+            "/usr/bin/ls",
+            &["ls"],
+            Flags::STATIC | Flags::GO,
+            Mode::Enforce,
+        ),
+    );
+    assert_eq!(r, Reply::Allow);
+    let ls = last_event_of(&ws, "ls");
+    assert_eq!(ls["decision"]["action"], "allow");
+    assert_eq!(ls["request"]["flags"], json!(["static", "go"]));
 }
 
 #[test]
@@ -588,6 +770,12 @@ fn an_audit_failure_is_answered_with_a_deny() {
             "audit storage is unavailable; refusing tool call"
         );
     }
+    // A library in monitor mode is still let through.
+    let r = socket_decision(
+        &d.socket,
+        &flagged_frame("/usr/bin/ls", &["ls"], Flags::empty(), Mode::Monitor),
+    );
+    assert_eq!(r, Reply::Allow);
     assert!(d.log().contains("audit write failed"), "{}", d.log());
 }
 
