@@ -167,14 +167,15 @@ async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
         config.port = port;
     }
 
-    create_private_dir(&config.log_dir)
-        .with_context(|| format!("creating the log directory {}", config.log_dir.display()))?;
-    let text_log_path = config.log_dir.join(TEXT_LOG_FILE);
+    let log_dir = config.log_dir()?.to_path_buf();
+    create_private_dir(&log_dir)
+        .with_context(|| format!("creating the log directory {}", log_dir.display()))?;
+    let text_log_path = log_dir.join(TEXT_LOG_FILE);
     let text_log = open_private_append(&text_log_path)
         .with_context(|| format!("opening {}", text_log_path.display()))?;
     diagnostics::init(args.log_format, Some(text_log), "info");
-    let decision_log = DecisionLog::open(&config.log_dir)
-        .with_context(|| format!("opening the decision log in {}", config.log_dir.display()))?;
+    let decision_log = DecisionLog::open(&log_dir)
+        .with_context(|| format!("opening the decision log in {}", log_dir.display()))?;
 
     let provider = Provider::new(config.provider.clone()).context("building the HTTP client")?;
     let verifier = Verifier::new(provider, config.system_prompt.clone());
@@ -183,7 +184,7 @@ async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}:{}", config.host, config.port))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    announce(&config, addr);
+    announce(&config, addr, &log_dir);
 
     let state = Arc::new(AppState::new(config, verifier, decision_log));
     println!("{READY_PREFIX}{addr}");
@@ -197,7 +198,7 @@ async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn announce(config: &Config, addr: SocketAddr) {
+fn announce(config: &Config, addr: SocketAddr, log_dir: &std::path::Path) {
     let p = &config.provider;
     tracing::info!(
         %addr,
@@ -207,7 +208,7 @@ fn announce(config: &Config, addr: SocketAddr) {
         timeout_s = p.timeout.as_secs_f64(),
         fail_open = config.fail_open,
         rate_limit = config.rate_limit,
-        log_dir = %config.log_dir.display(),
+        log_dir = %log_dir.display(),
         "rampart-verify listening"
     );
     if p.model != config.requested_model {
@@ -244,9 +245,7 @@ async fn shutdown_signal() {
 async fn eval_main(args: EvalArgs) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     diagnostics::init(LogFormat::Text, None, "warn");
-    let text = std::fs::read_to_string(&args.corpus)
-        .with_context(|| format!("reading {}", args.corpus.display()))?;
-    let corpus = eval::read_corpus(&text)?;
+    let corpus = eval::load_corpus(&args.corpus)?;
     let provider = Provider::new(config.provider.clone()).context("building the HTTP client")?;
     let model = provider.config().model.clone();
     let kind = provider.config().kind.name();

@@ -131,7 +131,9 @@ pub struct Config {
     pub requested_model: String,
     pub host: String,
     pub port: u16,
-    pub log_dir: PathBuf,
+    /// `None` when `VERIFY_LOG_DIR` is unset and `HOME` unknown: only serving needs it (see
+    /// [`Config::log_dir`]), so `eval` still runs.
+    pub log_dir: Option<PathBuf>,
     pub rate_limit: u32,
     pub system_prompt: String,
     pub fail_open: bool,
@@ -216,8 +218,8 @@ impl Config {
             Some(v) => v.trim().parse().map_err(|_| ConfigError::Port(v))?,
         };
         let log_dir = match var("VERIFY_LOG_DIR") {
-            Some(d) => expand_home(&d, var("HOME"))?,
-            None => PathBuf::from(var("HOME").ok_or(ConfigError::NoHome)?).join(".rampart/verify"),
+            Some(d) => Some(expand_home(&d, var("HOME"))?),
+            None => var("HOME").map(|h| PathBuf::from(h).join(".rampart/verify")),
         };
         // The reference: `int(...)`, falling back to 60 on a bad or non-positive value.
         let rate_limit = var("VERIFY_RATE_LIMIT")
@@ -247,6 +249,13 @@ impl Config {
             fail_open: var("VERIFY_FAIL_OPEN").is_none_or(|v| !is_false(&v)),
             log_raw_params: var("VERIFY_LOG_RAW_PARAMS").is_some_and(|v| is_true(&v)),
         })
+    }
+}
+
+impl Config {
+    /// The log directory, which serving requires.
+    pub fn log_dir(&self) -> Result<&std::path::Path, ConfigError> {
+        self.log_dir.as_deref().ok_or(ConfigError::NoHome)
     }
 }
 
@@ -328,7 +337,10 @@ mod tests {
         assert_eq!(c.provider.ollama_api, OllamaApi::Chat);
         assert_eq!(c.provider.timeout, DEFAULT_TIMEOUT);
         assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8090));
-        assert_eq!(c.log_dir, PathBuf::from("/home/u/.rampart/verify"));
+        assert_eq!(
+            c.log_dir().unwrap(),
+            PathBuf::from("/home/u/.rampart/verify")
+        );
         assert_eq!(c.rate_limit, 60);
         assert!(c.fail_open);
         assert!(!c.log_raw_params);
@@ -409,7 +421,7 @@ mod tests {
         assert_eq!(c.provider.timeout, Duration::from_millis(500));
         assert!(!c.fail_open);
         assert!(c.log_raw_params);
-        assert_eq!(c.log_dir, PathBuf::from("/home/u/logs"));
+        assert_eq!(c.log_dir().unwrap(), PathBuf::from("/home/u/logs"));
         assert_eq!(c.provider.ollama_api, OllamaApi::Generate);
 
         for bad in ["abc", "0", "-3", "1.5"] {

@@ -27,6 +27,11 @@ pub struct Sample {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("line {line}: {message}")]
     Line { line: usize, message: String },
     #[error("the corpus has no allow/deny-labelled commands")]
@@ -39,6 +44,15 @@ pub enum CorpusError {
 pub struct Corpus {
     pub samples: Vec<Sample>,
     pub skipped: usize,
+}
+
+/// Reads a corpus file (see [`read_corpus`]).
+pub fn load_corpus(path: &std::path::Path) -> Result<Corpus, CorpusError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CorpusError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    read_corpus(&text)
 }
 
 /// Reads JSON Lines of `{"command": ..., "label": "allow"|"deny"}`; `expect` (the posture

@@ -56,6 +56,10 @@ impl DecisionLog {
         &self.path
     }
 
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
     /// Appends one line with a single write, so lines from concurrent requests never
     /// interleave.
     pub fn append(&self, entry: &Entry<'_>) -> io::Result<()> {

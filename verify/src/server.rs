@@ -253,7 +253,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         "model": state.verifier.model(),
         "provider": state.config.provider.kind.name(),
         "latency_ms": round_ms(report.latency),
-        "log_dir": state.config.log_dir.display().to_string(),
+        "log_dir": state.log.dir().display().to_string(),
     });
     if let Some(e) = report.error {
         body["error"] = json!(e);
