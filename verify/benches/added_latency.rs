@@ -140,8 +140,12 @@ async fn run(rounds: usize, benching: bool) {
     if !benching {
         return;
     }
-    println!("rampart-verify added latency, {rounds} sequential rounds per scenario (loopback, keep-alive)\n");
-    println!("| scenario | provider direct p50 / p90 / p99 | through rampart-verify p50 / p90 / p99 | added p50 | added p99 | target p50 |");
+    println!(
+        "rampart-verify added latency, {rounds} sequential rounds per scenario (loopback, keep-alive)\n"
+    );
+    println!(
+        "| scenario | provider direct p50 / p90 / p99 | through rampart-verify p50 / p90 / p99 | added p50 | added p99 | target p50 |"
+    );
     println!("|---|---|---|---|---|---|");
     for (name, d, v) in &rows {
         println!(

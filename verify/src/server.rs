@@ -195,10 +195,18 @@ fn write_log(
     let raw = state.config.log_raw_params;
     let entry = Entry {
         timestamp,
-        tool: &request.tool,
+        tool: if raw { &request.tool } else { &call.tool },
         params: if raw { &request.params } else { &call.params },
-        agent: request.agent.as_deref(),
-        session: request.session.as_deref(),
+        agent: if raw {
+            request.agent.as_deref()
+        } else {
+            call.agent.as_deref()
+        },
+        session: if raw {
+            request.session.as_deref()
+        } else {
+            call.session.as_deref()
+        },
         task_context: if raw {
             request.task_context.as_deref()
         } else {

@@ -14,10 +14,13 @@ use crate::request::VerifyRequest;
 const HEALTH_PROMPT: &str = "say ok";
 const HEALTH_MAX_TOKENS: u32 = 5;
 
-/// The parts of a request that leave the machine, masked.
+/// The parts of a request that leave the machine or are logged, masked. Even the tool,
+/// agent and session names are, since a caller other than the daemon may put anything there.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MaskedCall {
     pub tool: String,
+    pub agent: Option<String>,
+    pub session: Option<String>,
     pub params: Map<String, Value>,
     /// `None` when absent or empty (the reference skips an empty context).
     pub task_context: Option<String>,
@@ -27,7 +30,9 @@ pub struct MaskedCall {
 impl MaskedCall {
     pub fn from_request(req: &VerifyRequest) -> MaskedCall {
         MaskedCall {
-            tool: req.tool.clone(),
+            tool: mask_text(&req.tool).into_owned(),
+            agent: req.agent.as_deref().map(|a| mask_text(a).into_owned()),
+            session: req.session.as_deref().map(|s| mask_text(s).into_owned()),
             params: mask_params(&req.params),
             task_context: req
                 .task_context
@@ -125,6 +130,7 @@ mod tests {
                 .clone(),
             task_context: Some("use API_KEY=abc123secret456".into()),
             lineage: vec!["bash -c 'password=hunter2 ./x'".into()],
+            agent: Some("bot password=hunter2".into()),
             ..VerifyRequest::default()
         };
         let m = MaskedCall::from_request(&req);
@@ -134,6 +140,8 @@ mod tests {
         );
         assert_eq!(m.task_context.as_deref(), Some("use API_KEY=[REDACTED]"));
         assert_eq!(m.lineage, ["bash -c 'password=[REDACTED] ./x'"]);
+        assert_eq!(m.agent.as_deref(), Some("bot password=[REDACTED]"));
+        assert_eq!(m.tool, "exec");
 
         let empty = VerifyRequest {
             task_context: Some(String::new()),

@@ -196,7 +196,7 @@ async fn send_everything(sidecar: &Sidecar, expected_status: u16) {
             },
             "task_context": joined,
             "lineage": all.clone(),
-            "agent": "a", "session": "s",
+            "agent": all[17], "session": all[0],
         }),
         // another tool: its params are shown as a repr
         json!({"tool": "mcp", "params": {"query": joined, "api_key": KEY_NAMED[1],
