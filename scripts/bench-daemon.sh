@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Daemon benchmarks against the targets of architecture spec §8 (issue 3), non-interactively.
 #
-# For each variant (by default `disk`: the audit trail in $RAMPART_HOME/audit on the temp
-# directory's filesystem, exactly the shipped configuration; and `tmpfs`: `--audit-dir` on
-# /dev/shm, to show what the storage costs), this script
+# For each variant (`disk`: the audit trail in $RAMPART_HOME/audit on the temp directory's
+# filesystem, exactly the shipped configuration; `tmpfs`: `--audit-dir` on /dev/shm, to show
+# what the storage costs; either with `-always` appended: `--audit-sync always`, an fdatasync
+# before every answer instead of the default background sync within 100 ms), this script
 #   1. starts `rampart serve --listen 127.0.0.1:0` (release build, standard profile, enforce
-#      mode, hash-chained audit log with an fsync per record) with a fresh RAMPART_HOME and
-#      waits for its `rampart serve ready:` line;
+#      mode, hash-chained audit log written before every answer) with a fresh RAMPART_HOME
+#      and waits for its `rampart serve ready:` line;
 #   2. runs `daemon/examples/bench_socket.rs`: sequential round trips (1 client) and a
 #      fixed-duration hammer (32 clients), for an allowed and a denied exec;
 #   3. runs `daemon/examples/bench_http.rs`: keep-alive load on POST /v1/preflight/exec
@@ -18,7 +19,10 @@
 #
 # Usage: scripts/bench-daemon.sh
 # Knobs (environment):
-#   BENCH_VARIANTS="disk tmpfs"  which audit placements to run
+#   BENCH_VARIANTS="disk tmpfs disk-always tmpfs-always"
+#                                which audit placements and sync modes to run
+#   BENCH_IDLE=0|1               before each variant, wait (up to 10 min) for the machine to be
+#                                under 5% busy: other work skews every figure here
 #   BENCH_SECONDS=5              duration of each throughput run
 #   BENCH_ROUNDS=5000            sequential round trips per latency run
 #   BENCH_CLIENTS=32             socket client threads        BENCH_CONNECTIONS=32  HTTP connections
@@ -31,7 +35,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VARIANTS=${BENCH_VARIANTS:-"disk tmpfs"}
+VARIANTS=${BENCH_VARIANTS:-"disk tmpfs disk-always tmpfs-always"}
+IDLE=${BENCH_IDLE:-0}
 RUN_SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-5000}
 CLIENTS=${BENCH_CLIENTS:-32}
@@ -127,13 +132,13 @@ machine_busy() {
 # Reads `perf script -F comm,tid,ip,sym` from stdin; prints {"samples": N, "frames": {key: n}}.
 FOLD='
 import json, sys
-KEYS = ["AuditLog::append", "Recorder::record", "File>::sync_data", "writer::write_checkpoint",
-        "AuditLog::sync_state", "writer::finalize", "event::redact_event", "writer::compact",
-        "lock_contended", "AuditLog::lock_inner", "Engine>::enforce", "Engine>::evaluate", "socket::read_request",
-        "socket::write_reply", "UnixListener::accept", "drop_in_place<tokio::net::unix::stream::UnixStream>",
-        "peer_cred", "http::eval::preflight", "canonical::canonicalize", "http::decode_object",
-        "http::json_response", "h1::dispatch::Dispatcher", "poll_flush", "worker::Context::park",
-        "__x64_sys_rename", "__x64_sys_fdatasync", "__x64_sys_openat", "blkdev_issue_discard"]
+KEYS = ["AuditLog::write", "AuditLog::prepare", "Tail::append", "ksys_write", "Shared::pass",
+        "File>::sync_data", "event::redact_event", "lock_contended", "Engine>::enforce",
+        "Engine>::evaluate", "socket::accept", "socket::peer_uid", "socket::peek_request",
+        "socket::read_request", "socket::reply_now", "socket::discard", "socket::write_reply",
+        "__x64_sys_close", "sock_def_readable", "unix_write_space", "__x64_sys_epoll_ctl",
+        "http::eval::preflight", "canonical::canonicalize", "http::decode_object",
+        "http::json_response", "h1::dispatch::Dispatcher", "poll_flush", "worker::Context::park"]
 n, counts, seen = 0, dict.fromkeys(KEYS, 0), set()
 def end():
     global n, seen
@@ -162,17 +167,20 @@ run_variant() { # variant
     home=$(mktemp -d "${TMP_PARENT}/rampart-bench-home.XXXXXX")
     TMP_DIRS+=("$home")
     local audit_args=()
-    case $variant in
+    if [[ $variant == *-always ]]; then
+        audit_args=(--audit-sync always)
+    fi
+    case ${variant%-always} in
     disk) audit_dir="$home/audit" ;;
     tmpfs)
         local shm
         shm=$(mktemp -d /dev/shm/rampart-bench.XXXXXX)
         TMP_DIRS+=("$shm")
         audit_dir="$shm/audit"
-        audit_args=(--audit-dir "$audit_dir")
+        audit_args+=(--audit-dir "$audit_dir")
         ;;
     *)
-        log "unknown variant $variant (disk, tmpfs)"
+        log "unknown variant $variant (disk, tmpfs, disk-always, tmpfs-always)"
         return 1
         ;;
     esac
@@ -181,6 +189,13 @@ run_variant() { # variant
     stderr="$OUT/serve-$variant.err"
     local busy
     busy=$(machine_busy)
+    if [[ $IDLE == 1 ]]; then
+        local waited=0
+        while ((busy >= 5 && waited < 300)); do
+            busy=$(machine_busy)
+            waited=$((waited + 1))
+        done
+    fi
     log "variant $variant: RAMPART_HOME=$home, audit on $fs ($audit_dir); machine ${busy}% busy before start"
 
     RAMPART_HOME=$home "$BIN" serve --listen 127.0.0.1:0 ${audit_args[@]+"${audit_args[@]}"} \
@@ -334,9 +349,9 @@ def wrk(v):
 
 def label(v):
     s = get(v, "start") or {}
-    if v == "disk":
-        return f"disk: audit on {s.get('fs', '?')} (fsync per record)"
-    return f"{v}: audit on {s.get('fs', '?')} (/dev/shm)"
+    sync = "fdatasync before each answer" if v.endswith("-always") else "synced within 100 ms"
+    where = "" if v.startswith("disk") else " /dev/shm,"
+    return f"{v}: audit on {s.get('fs', '?')},{where} {sync}"
 
 lines = []
 def row(name, target, cells):
@@ -423,30 +438,34 @@ if "disk" in variants and "tmpfs" in variants:
             parts.append(f"{case} round-trip p50 +{a - b:,.0f} µs")
     a, b = res("disk", "socket-throughput-allow", "rate_per_s"), res("tmpfs", "socket-throughput-allow", "rate_per_s")
     if a and b:
-        parts.append(f"socket throughput ×{b / a:.1f} lower on disk")
+        parts.append(f"socket throughput on disk {a / b * 100:.0f}% of tmpfs")
     a, b = res("disk", "http-raw", "rate_per_s"), res("tmpfs", "http-raw", "rate_per_s")
     if a and b:
-        parts.append(f"HTTP throughput ×{b / a:.1f} lower on disk")
+        parts.append(f"HTTP throughput on disk {a / b * 100:.0f}% of tmpfs")
     print("; ".join(parts) + ".")
 
 if perf:
     keys = [
-        ("AuditLog::append", "audit: `AuditLog::append` (total)"),
-        ("File>::sync_data", "  `fdatasync` of the record"),
-        ("writer::write_checkpoint", "  `write_checkpoint` (tmp file + `rename` per record)"),
-        ("blkdev_issue_discard", "    of which ext4 `discard` of the replaced checkpoint"),
-        ("AuditLog::sync_state", "  `sync_state` (re-reads + parses the checkpoint per record)"),
-        ("writer::finalize", "  `finalize` (canonical JSON + SHA-256)"),
-        ("event::redact_event", "  `redact_event` (regex redaction)"),
-        ("writer::compact", "  `compact` / `record_len` (serializes the record to measure it)"),
-        ("AuditLog::lock_inner", "  waiting for the audit writer `Mutex` (`lock_inner`)"),
+        ("AuditLog::write", "audit: `AuditLog::write` on the request's task (total)"),
+        ("AuditLog::prepare", "  redaction and serialization (`prepare`)"),
+        ("event::redact_event", "    of which `redact_event`"),
+        ("Tail::append", "  under the log's mutex: chain, hash, `write(2)`"),
+        ("ksys_write", "    of which the `write(2)` system call"),
         ("lock_contended", "all `std::sync::Mutex` contention (futex wait)"),
+        ("Shared::pass", "audit flusher: sync pass (own thread)"),
+        ("File>::sync_data", "  `fdatasync`"),
         ("Engine>::enforce", "engine: `Engine::enforce` (policy evaluation)"),
         ("Engine>::evaluate", "engine: `Engine::evaluate` (policy evaluation)"),
-        ("socket::read_request", "socket: read the request"),
-        ("socket::write_reply", "socket: write the reply"),
-        ("UnixListener::accept", "socket: accept"),
-        ("drop_in_place<tokio::net::unix::stream::UnixStream>", "socket: close"),
+        ("socket::accept", "socket: accept"),
+        ("socket::peer_uid", "socket: `SO_PEERCRED`"),
+        ("socket::peek_request", "socket: peek the request"),
+        ("socket::read_request", "socket: read a request as it arrives (general path)"),
+        ("socket::reply_now", "socket: answer (non-blocking send, consume the request, close)"),
+        ("socket::discard", "  of which consuming the answered request"),
+        ("sock_def_readable", "waking the client (socket and HTTP sends)"),
+        ("unix_write_space", "socket: client woken by a consumed request"),
+        ("__x64_sys_close", "close(2) (sockets, mostly)"),
+        ("__x64_sys_epoll_ctl", "epoll registration of connections"),
         ("http::eval::preflight", "http: `eval::preflight` handler (total)"),
         ("canonical::canonicalize", "http: `canonicalize`"),
         ("http::decode_object", "http: `decode_object` (request JSON)"),
