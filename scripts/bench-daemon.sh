@@ -31,6 +31,8 @@
 #                                HTTP run; prints where the time goes (needs perf)
 #   BENCH_OUT=DIR                where results, daemon logs and perf data are kept [mktemp -d]
 #   BENCH_TMP=DIR                parent of the temporary RAMPART_HOME [${TMPDIR:-/tmp}]
+#   BENCH_BIN=PATH               the `rampart` binary to measure (another build, for a before/after)
+#                                [the release build of this tree]
 # The table goes to stdout; cargo's output and progress go to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +56,7 @@ log() { printf '%s\n' "bench-daemon: $*" >&2; }
 cargo build --release -p rampart-daemon --bin rampart --example bench_socket --example bench_http >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-BIN="$target_dir/release/rampart"
+BIN=${BENCH_BIN:-"$target_dir/release/rampart"}
 BENCH_SOCKET="$target_dir/release/examples/bench_socket"
 BENCH_HTTP="$target_dir/release/examples/bench_http"
 
