@@ -195,6 +195,10 @@ async fn handle_async(stream: StdUnixStream, state: &AppState) {
     };
     let request = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
         Ok(Ok(r)) => r,
+        Ok(Err(e)) if e == NOTHING_SENT => {
+            tracing::debug!("socket probe: {e}");
+            return;
+        }
         Ok(Err(e)) => {
             tracing::warn!("bad frame on the socket: {e}; closing");
             return;
@@ -360,6 +364,10 @@ async fn reply_now(stream: StdUnixStream, reply: &Reply, queued: usize) {
     }
 }
 
+/// A connection closed without a byte: a liveness probe (`rampart preload` checking for a
+/// daemon), not a bad frame.
+const NOTHING_SENT: &str = "the peer closed the connection without sending anything";
+
 async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
     let mut frame: Vec<u8> = Vec::with_capacity(FIRST_READ);
     while frame.len() < HEADER_LEN {
@@ -368,7 +376,11 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
             .await
             .map_err(|e| e.to_string())?;
         if n == 0 {
-            return Err("the peer closed the connection before sending a whole request".into());
+            return Err(if frame.is_empty() {
+                NOTHING_SENT.into()
+            } else {
+                "the peer closed the connection before sending a whole request".into()
+            });
         }
     }
     let header: &[u8; HEADER_LEN] = frame[..HEADER_LEN].try_into().expect("HEADER_LEN bytes");
