@@ -2,9 +2,11 @@
 //! action's call to rampart-verify (§10). Both answer allow or deny; failures follow the
 //! rule's `fail_open`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
+
+use crate::verdict_cache::{Cached, Key, VerdictCache};
 
 /// Largest answer accepted.
 const MAX_ANSWER: usize = 64 << 10;
@@ -26,12 +28,38 @@ impl Kind {
 }
 
 /// The delegate's verdict, with the decision message to report.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Verdict {
     pub allowed: bool,
     pub message: String,
     /// The model the verifier used, when it says.
     pub model: Option<String>,
+    /// Answered from the verdict cache (the verifier was not asked).
+    pub cached: bool,
+    /// How long the answer took (the verifier round trip, or the cache lookup).
+    pub latency: Duration,
+}
+
+/// The daemon's verifier settings (`rampart serve --verify-*`).
+pub struct VerifySettings {
+    pub url: Option<String>,
+    /// `--verify-timeout`: replaces the rules' `verify.timeout`.
+    pub timeout: Option<Duration>,
+    /// `--verify-fail-open` / `--verify-fail-closed`: replaces the rules' `fail_open`.
+    pub fail_open: Option<bool>,
+    pub cache: VerdictCache,
+}
+
+impl VerifySettings {
+    /// No verifier: `verify` rules act as `watch`.
+    pub fn unconfigured() -> VerifySettings {
+        VerifySettings {
+            url: None,
+            timeout: None,
+            fail_open: None,
+            cache: VerdictCache::new(Duration::ZERO, 0),
+        }
+    }
 }
 
 /// What is sent: the call, canonicalized.
@@ -42,21 +70,60 @@ pub struct Payload<'a> {
     pub session: &'a str,
     pub policy: Option<&'a str>,
     pub task_context: Option<&'a str>,
+    /// The process chain behind an exec from the preload socket (oldest first).
+    pub lineage: Option<&'a [String]>,
 }
 
 /// Carries out a `webhook` or `verify` decision: asks the rule's webhook URL or the
-/// configured verifier, under the rule's timeout and fail mode.
+/// configured verifier, under the timeout and fail mode in force. Verifier answers are
+/// cached (`policy_version` is part of the key); failures never are.
 pub async fn decide(
     client: &reqwest::Client,
-    verify_url: Option<&str>,
+    verify: &VerifySettings,
+    policy_version: u64,
     d: &rampart_engine::Decision,
     p: &Payload<'_>,
 ) -> Verdict {
+    let started = Instant::now();
     match d.action {
         rampart_engine::Action::Verify => {
             let opts = d.verify.clone().unwrap_or_default();
-            let url = verify_url.unwrap_or("");
-            ask(client, Kind::Verifier, url, opts.timeout, opts.fail_open, p).await
+            let url = verify.url.as_deref().unwrap_or("");
+            let timeout = verify.timeout.unwrap_or(opts.timeout);
+            let fail_open = verify.fail_open.unwrap_or(opts.fail_open);
+            let key = Key {
+                tool: p.tool.to_string(),
+                params: serde_json::to_string(p.params).unwrap_or_default(),
+                task_context: p.task_context.map(str::to_string),
+                policy_version,
+                verifier: url.to_string(),
+                model: verify.cache.model_of(url),
+            };
+            if let Some(hit) = verify.cache.get(&key, started) {
+                return Verdict {
+                    allowed: hit.allowed,
+                    message: hit.message,
+                    model: hit.model,
+                    cached: true,
+                    latency: started.elapsed(),
+                };
+            }
+            let answer = call(client, Kind::Verifier, url, timeout, p).await;
+            if let Ok(v) = &answer {
+                let key = Key {
+                    model: v.model.clone(),
+                    ..key
+                };
+                let cached = Cached {
+                    allowed: v.allowed,
+                    message: v.message.clone(),
+                    model: v.model.clone(),
+                };
+                verify.cache.put(key, cached, Instant::now());
+            }
+            let mut v = settle(Kind::Verifier, answer, fail_open);
+            v.latency = started.elapsed();
+            v
         }
         _ => {
             let (url, timeout, fail_open) = match &d.webhook {
@@ -67,11 +134,35 @@ pub async fn decide(
                 return Verdict {
                     allowed: false,
                     message: "webhook action misconfigured; denying for safety".into(),
-                    model: None,
+                    ..Verdict::default()
                 };
             }
-            ask(client, Kind::Webhook, url, timeout, fail_open, p).await
+            let mut v = ask(client, Kind::Webhook, url, timeout, fail_open, p).await;
+            v.latency = started.elapsed();
+            v
         }
+    }
+}
+
+/// Adds what the audit record of a delegated outcome says about it: the model, whether the
+/// verdict came from the cache, the latency, and the process chain that was sent.
+pub fn annotate(
+    request: &mut Map<String, Value>,
+    v: &Verdict,
+    action: rampart_engine::Action,
+    lineage: Option<&[String]>,
+) {
+    if let Some(m) = &v.model {
+        request.insert("verify_model".into(), Value::from(m.clone()));
+    }
+    if action == rampart_engine::Action::Verify {
+        let cache = if v.cached { "hit" } else { "miss" };
+        request.insert("verify_cache".into(), Value::from(cache));
+    }
+    let ms = (v.latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    request.insert("delegate_latency_ms".into(), json!(ms));
+    if let Some(chain) = lineage {
+        request.insert("lineage".into(), json!(chain));
     }
 }
 
@@ -92,22 +183,20 @@ pub async fn ask(
     fail_open: bool,
     p: &Payload<'_>,
 ) -> Verdict {
-    match call(client, kind, url, timeout, p).await {
+    settle(kind, call(client, kind, url, timeout, p).await, fail_open)
+}
+
+/// An answer, or the fail mode's verdict for a failure.
+fn settle(kind: Kind, answer: Result<Verdict, String>, fail_open: bool) -> Verdict {
+    match answer {
         Ok(v) => v,
         Err(reason) => {
             let noun = kind.noun();
-            if fail_open {
-                Verdict {
-                    allowed: true,
-                    message: format!("{noun} unavailable, failing open: {reason}"),
-                    model: None,
-                }
-            } else {
-                Verdict {
-                    allowed: false,
-                    message: format!("{noun} unavailable, failing closed: {reason}"),
-                    model: None,
-                }
+            let how = if fail_open { "open" } else { "closed" };
+            Verdict {
+                allowed: fail_open,
+                message: format!("{noun} unavailable, failing {how}: {reason}"),
+                ..Verdict::default()
             }
         }
     }
@@ -131,6 +220,9 @@ async fn call(
     });
     if let (Kind::Verifier, Some(ctx)) = (kind, p.task_context) {
         body["task_context"] = Value::from(ctx);
+    }
+    if let (Kind::Verifier, Some(lineage)) = (kind, p.lineage) {
+        body["lineage"] = json!(lineage);
     }
     let resp = client
         .post(url)
@@ -178,11 +270,13 @@ async fn call(
             allowed: true,
             message: format!("allowed by {noun}"),
             model,
+            ..Verdict::default()
         }),
         "deny" => Ok(Verdict {
             allowed: false,
             message: reason.unwrap_or_else(|| format!("denied by {noun}")),
             model,
+            ..Verdict::default()
         }),
         other => Err(format!("unknown {noun} decision: {other:?}")),
     }
@@ -215,6 +309,7 @@ mod tests {
             session: "s",
             policy: Some("p"),
             task_context: None,
+            lineage: None,
         }
     }
 

@@ -106,9 +106,26 @@ pub struct ServeArgs {
     /// How long an approval waits for a human before it denies.
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     pub approval_timeout: Duration,
-    /// rampart-verify endpoint for `verify` rules [env: RAMPART_VERIFY_URL].
+    /// rampart-verify endpoint for `verify` rules, e.g. http://127.0.0.1:8090/verify
+    /// [env: RAMPART_VERIFY_URL]. Without one, `verify` rules act as `watch`.
     #[arg(long, value_name = "URL")]
     pub verify_url: Option<String>,
+    /// How long to wait for the verifier [default: each rule's verify.timeout, 15s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub verify_timeout: Option<Duration>,
+    /// When the verifier fails or times out, allow (overrides the rules' fail_open).
+    #[arg(long, conflicts_with = "verify_fail_closed")]
+    pub verify_fail_open: bool,
+    /// When the verifier fails or times out, deny (overrides the rules' fail_open).
+    #[arg(long)]
+    pub verify_fail_closed: bool,
+    /// How long a verifier verdict is reused for the same call (same tool, parameters,
+    /// working directory, policy version and model).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub verify_cache_ttl: Duration,
+    /// Most verifier verdicts kept (0 turns the cache off).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub verify_cache_size: usize,
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Another uid allowed to use the socket (repeatable).
@@ -255,6 +272,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         strict: args.strict.then(|| crate::socket::Strict {
             allow: args.strict_allow.clone(),
         }),
+        verify: crate::delegate::VerifySettings {
+            url: verify_url.clone(),
+            timeout: args.verify_timeout,
+            fail_open: if args.verify_fail_open {
+                Some(true)
+            } else if args.verify_fail_closed {
+                Some(false)
+            } else {
+                None
+            },
+            cache: crate::verdict_cache::VerdictCache::new(
+                args.verify_cache_ttl,
+                args.verify_cache_size,
+            ),
+        },
         verify_url,
         http_client: crate::delegate::client(),
         metrics: Metrics::default(),

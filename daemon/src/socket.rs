@@ -611,6 +611,9 @@ async fn decide(state: &AppState, req: &Request) -> Decided {
         Action::Allow | Action::Watch => Reply::Allow,
         Action::Deny => deny(format!("{policy}: {}", d.message)),
         Action::Webhook | Action::Verify => {
+            // The verifier judges better knowing who is asking: python agent.py → sh → …
+            let lineage = (d.action == Action::Verify)
+                .then(|| crate::lineage::exec_lineage(req.pid, &req.argv));
             let payload = crate::delegate::Payload {
                 tool: "exec",
                 params: &call.params,
@@ -618,23 +621,17 @@ async fn decide(state: &AppState, req: &Request) -> Decided {
                 session: &call.session,
                 policy: d.matched_policies.first().map(|p| &**p),
                 task_context: None,
+                lineage: lineage.as_deref(),
             };
-            let v = crate::delegate::decide(
-                &state.http_client,
-                state.verify_url.as_deref(),
-                &d,
-                &payload,
-            )
-            .await;
+            let version = state.policies.generation();
+            let v =
+                crate::delegate::decide(&state.http_client, &state.verify, version, &d, &payload)
+                    .await;
             // The delegate's answer is audited too, before it is acted on.
             let mut second = outcome_record.expect("cloned for a delegated decision");
             second.action = if v.allowed { "allow" } else { "deny" }.into();
             second.message = v.message.clone();
-            if let Some(m) = &v.model {
-                second
-                    .request
-                    .insert("verify_model".into(), Value::from(m.clone()));
-            }
+            crate::delegate::annotate(&mut second.request, &v, d.action, lineage.as_deref());
             if state.recorder.record(second).await.is_err() {
                 return Decided::Reply(deny(AUDIT_UNAVAILABLE));
             }

@@ -38,6 +38,8 @@ pub struct AppState {
     /// `--strict`: execs the preload library cannot follow into are denied.
     pub strict: Option<crate::socket::Strict>,
     pub verify_url: Option<String>,
+    /// The verifier's timeout and fail-mode overrides and its verdict cache.
+    pub verify: crate::delegate::VerifySettings,
     /// Client for webhook and verifier calls (no redirects).
     pub http_client: reqwest::Client,
     pub metrics: Metrics,

@@ -146,8 +146,10 @@ async fn delegated_outcome(
         session: &c.call.session,
         policy: d.matched_policies.first().map(|p| &**p),
         task_context: task_context.as_deref(),
+        lineage: None,
     };
-    crate::delegate::decide(&state.http_client, state.verify_url.as_deref(), d, &payload).await
+    let version = state.policies.generation();
+    crate::delegate::decide(&state.http_client, &state.verify, version, d, &payload).await
 }
 
 fn parse_wait(body: &Map<String, Value>, query: &HashMap<String, String>) -> Result<u64, Response> {
@@ -238,6 +240,7 @@ pub async fn tool(
                 let mut second = record_of(&c, &body, &d);
                 second.action = if allowed { "allow" } else { "deny" }.into();
                 second.message = message.clone();
+                crate::delegate::annotate(&mut second.request, &verdict, d.action, None);
                 let id = match audit(&state, second, true).await {
                     Ok(id) => id.unwrap_or_default(),
                     Err(r) => return r,
