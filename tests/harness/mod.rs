@@ -46,6 +46,8 @@ policies:
 pub struct Artifacts {
     pub rampart: PathBuf,
     pub library: PathBuf,
+    /// The LLM verification sidecar.
+    pub verify: PathBuf,
     /// `tests/probe/probe.c`: one chosen exec entry point.
     pub probe: PathBuf,
     /// `tests/probe/gonote.c`: a binary with a Go build-id note.
@@ -90,6 +92,7 @@ fn build() -> Artifacts {
         assert!(status.success(), "cargo build {args:?} failed");
     };
     cargo(&["-p", "rampart-daemon", "--bin", "rampart"]);
+    cargo(&["-p", "rampart-verify", "--bin", "rampart-verify"]);
     // The library is its own workspace (built with panic = "abort"; see preload/Cargo.toml).
     cargo(&["--manifest-path", "preload/Cargo.toml"]);
     let probe_dir = profile_dir.join("e2e-probes");
@@ -108,6 +111,7 @@ fn build() -> Artifacts {
     Artifacts {
         rampart: profile_dir.join("rampart"),
         library: profile_dir.join("librampart.so"),
+        verify: profile_dir.join("rampart-verify"),
         probe,
         gonote,
         python,
