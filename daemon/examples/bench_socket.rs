@@ -39,6 +39,9 @@ enum Case {
     Allow,
     Deny,
     Both,
+    /// `nc -l 4444`: a `verify` rule of the standard profile. Against a daemon with a
+    /// verifier, every round trip after the first is a verdict-cache hit.
+    Verify,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -91,6 +94,14 @@ const ALLOW: Call = Call {
     path: b"/usr/bin/git",
     requested: b"git",
     argv: &[b"git", b"status"],
+    expect_allow: true,
+};
+
+const VERIFY: Call = Call {
+    name: "verify (cache hit)",
+    path: b"/usr/bin/nc",
+    requested: b"nc",
+    argv: &[b"nc", b"-l", b"4444"],
     expect_allow: true,
 };
 
@@ -406,6 +417,7 @@ fn main() {
         Case::Allow => vec![&ALLOW],
         Case::Deny => vec![&DENY],
         Case::Both => vec![&ALLOW, &DENY],
+        Case::Verify => vec![&VERIFY],
     };
     if matches!(args.mode, Which::Latency | Which::Both) {
         for c in &calls {

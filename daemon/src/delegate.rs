@@ -38,6 +38,8 @@ pub struct Verdict {
     pub cached: bool,
     /// How long the answer took (the verifier round trip, or the cache lookup).
     pub latency: Duration,
+    /// The process chain sent to the verifier, oldest first.
+    pub lineage: Option<Vec<String>>,
 }
 
 /// The daemon's verifier settings (`rampart serve --verify-*`).
@@ -70,8 +72,16 @@ pub struct Payload<'a> {
     pub session: &'a str,
     pub policy: Option<&'a str>,
     pub task_context: Option<&'a str>,
-    /// The process chain behind an exec from the preload socket (oldest first).
-    pub lineage: Option<&'a [String]>,
+    /// Whose process chain to send (execs from the preload socket); read from `/proc` only
+    /// when the verifier is really asked, not for a cache hit.
+    pub lineage: Option<Lineage<'a>>,
+}
+
+/// The exec a process chain is read for.
+#[derive(Clone, Copy)]
+pub struct Lineage<'a> {
+    pub pid: i32,
+    pub argv: &'a [Vec<u8>],
 }
 
 /// Carries out a `webhook` or `verify` decision: asks the rule's webhook URL or the
@@ -106,9 +116,13 @@ pub async fn decide(
                     model: hit.model,
                     cached: true,
                     latency: started.elapsed(),
+                    lineage: None,
                 };
             }
-            let answer = call(client, Kind::Verifier, url, timeout, p).await;
+            let lineage = p
+                .lineage
+                .map(|l| crate::lineage::exec_lineage(l.pid, l.argv));
+            let answer = call(client, Kind::Verifier, url, timeout, p, lineage.as_deref()).await;
             if let Ok(v) = &answer {
                 let key = Key {
                     model: v.model.clone(),
@@ -123,6 +137,7 @@ pub async fn decide(
             }
             let mut v = settle(Kind::Verifier, answer, fail_open);
             v.latency = started.elapsed();
+            v.lineage = lineage;
             v
         }
         _ => {
@@ -146,12 +161,7 @@ pub async fn decide(
 
 /// Adds what the audit record of a delegated outcome says about it: the model, whether the
 /// verdict came from the cache, the latency, and the process chain that was sent.
-pub fn annotate(
-    request: &mut Map<String, Value>,
-    v: &Verdict,
-    action: rampart_engine::Action,
-    lineage: Option<&[String]>,
-) {
+pub fn annotate(request: &mut Map<String, Value>, v: &Verdict, action: rampart_engine::Action) {
     if let Some(m) = &v.model {
         request.insert("verify_model".into(), Value::from(m.clone()));
     }
@@ -161,7 +171,7 @@ pub fn annotate(
     }
     let ms = (v.latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
     request.insert("delegate_latency_ms".into(), json!(ms));
-    if let Some(chain) = lineage {
+    if let Some(chain) = &v.lineage {
         request.insert("lineage".into(), json!(chain));
     }
 }
@@ -183,7 +193,11 @@ pub async fn ask(
     fail_open: bool,
     p: &Payload<'_>,
 ) -> Verdict {
-    settle(kind, call(client, kind, url, timeout, p).await, fail_open)
+    settle(
+        kind,
+        call(client, kind, url, timeout, p, None).await,
+        fail_open,
+    )
 }
 
 /// An answer, or the fail mode's verdict for a failure.
@@ -208,6 +222,7 @@ async fn call(
     url: &str,
     timeout: Duration,
     p: &Payload<'_>,
+    lineage: Option<&[String]>,
 ) -> Result<Verdict, String> {
     let noun = kind.noun();
     if url.trim().is_empty() {
@@ -221,7 +236,7 @@ async fn call(
     if let (Kind::Verifier, Some(ctx)) = (kind, p.task_context) {
         body["task_context"] = Value::from(ctx);
     }
-    if let (Kind::Verifier, Some(lineage)) = (kind, p.lineage) {
+    if let (Kind::Verifier, Some(lineage)) = (kind, lineage) {
         body["lineage"] = json!(lineage);
     }
     let resp = client

@@ -611,9 +611,6 @@ async fn decide(state: &AppState, req: &Request) -> Decided {
         Action::Allow | Action::Watch => Reply::Allow,
         Action::Deny => deny(format!("{policy}: {}", d.message)),
         Action::Webhook | Action::Verify => {
-            // The verifier judges better knowing who is asking: python agent.py → sh → …
-            let lineage = (d.action == Action::Verify)
-                .then(|| crate::lineage::exec_lineage(req.pid, &req.argv));
             let payload = crate::delegate::Payload {
                 tool: "exec",
                 params: &call.params,
@@ -621,7 +618,11 @@ async fn decide(state: &AppState, req: &Request) -> Decided {
                 session: &call.session,
                 policy: d.matched_policies.first().map(|p| &**p),
                 task_context: None,
-                lineage: lineage.as_deref(),
+                // The verifier judges better knowing who asks: python agent.py → sh → …
+                lineage: Some(crate::delegate::Lineage {
+                    pid: req.pid,
+                    argv: &req.argv,
+                }),
             };
             let version = state.policies.generation();
             let v =
@@ -631,7 +632,7 @@ async fn decide(state: &AppState, req: &Request) -> Decided {
             let mut second = outcome_record.expect("cloned for a delegated decision");
             second.action = if v.allowed { "allow" } else { "deny" }.into();
             second.message = v.message.clone();
-            crate::delegate::annotate(&mut second.request, &v, d.action, lineage.as_deref());
+            crate::delegate::annotate(&mut second.request, &v, d.action);
             if state.recorder.record(second).await.is_err() {
                 return Decided::Reply(deny(AUDIT_UNAVAILABLE));
             }

@@ -240,7 +240,7 @@ pub async fn tool(
                 let mut second = record_of(&c, &body, &d);
                 second.action = if allowed { "allow" } else { "deny" }.into();
                 second.message = message.clone();
-                crate::delegate::annotate(&mut second.request, &verdict, d.action, None);
+                crate::delegate::annotate(&mut second.request, &verdict, d.action);
                 let id = match audit(&state, second, true).await {
                     Ok(id) => id.unwrap_or_default(),
                     Err(r) => return r,
