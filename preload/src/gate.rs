@@ -34,6 +34,30 @@ pub struct Attempt<'a> {
     pub flags: Flags,
 }
 
+impl<'a> Attempt<'a> {
+    /// A candidate found on `PATH` for the name `requested`.
+    pub fn on_path(
+        entry: EntryPoint,
+        path: &'a [u8],
+        path_c: *const c_char,
+        stat: &'a libc::stat,
+        requested: &'a [u8],
+        argv: &'a [CArg],
+        env: &'a [CArg],
+    ) -> Attempt<'a> {
+        Attempt {
+            entry,
+            path,
+            inspect_path: path_c,
+            stat: Some(stat),
+            requested,
+            argv,
+            env,
+            flags: Flags::empty(),
+        }
+    }
+}
+
 /// The outcome for the hook.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

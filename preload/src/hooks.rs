@@ -18,7 +18,7 @@ use crate::gate::{self, Attempt, Verdict};
 use crate::inspect;
 use crate::real;
 use crate::report::{Line, decimal};
-use crate::search::{self, Search};
+use crate::search::{self, Search, Step};
 
 type Env = *const *const c_char;
 
@@ -193,37 +193,28 @@ fn exec_search(entry: EntryPoint, file: *const c_char, argv: Env, child_env: Env
     let config = config::get();
     // SAFETY: argv and the environment are NULL-terminated arrays.
     let (args, env) = unsafe { (cstr::args(argv), cstr::args(child_env)) };
-    let mut search = Search::new(name);
-    let mut candidate: PathBuf<PATH_CAP> = PathBuf::new();
-    while let Some(st) = search.next_runnable(&mut candidate) {
-        let attempt = Attempt {
-            entry,
-            path: candidate.as_bytes(),
-            inspect_path: candidate.as_ptr(),
-            stat: Some(&st),
-            requested: name,
-            argv: args,
-            env,
-            flags: Flags::empty(),
-        };
-        let path = candidate.as_ptr();
-        match guarded(config, &attempt, saved, child_env, real_execve(path, argv)) {
+    let found = Search::new(name).run(|path, path_c, st| {
+        let attempt = Attempt::on_path(entry, path, path_c, st, name, args, env);
+        match guarded(
+            config,
+            &attempt,
+            saved,
+            child_env,
+            real_execve(path_c, argv),
+        ) {
             Outcome::Ran(_) => {}
-            other => return exec_shape(other),
+            other => return Step::Done(exec_shape(other)),
         }
-        let e = errno();
-        if e == libc::ENOEXEC {
-            return run_with_shell(path, argv, child_env);
+        match errno() {
+            libc::ENOEXEC => Step::Done(run_with_shell(path_c, argv, child_env)),
+            e if search::continues_search(e) => Step::Next(e),
+            _ => Step::Done(-1),
         }
-        if !search::continues_search(e) {
-            return -1;
-        }
-        if e == libc::EACCES {
-            search.saw_denied = true;
-        }
-    }
-    set_errno(search.final_errno());
-    -1
+    });
+    found.unwrap_or_else(|e| {
+        set_errno(e);
+        -1
+    })
 }
 
 /// Most arguments the ENOEXEC fallback passes on (its array lives on the stack).
@@ -396,37 +387,19 @@ fn spawn_search(
     let config = config::get();
     // SAFETY: NULL-terminated arrays.
     let (args, env) = unsafe { (cstr::args(argv.cast()), cstr::args(envp.cast())) };
-    let mut search = Search::new(name);
-    let mut candidate: PathBuf<PATH_CAP> = PathBuf::new();
-    while let Some(st) = search.next_runnable(&mut candidate) {
-        let attempt = Attempt {
-            entry: EntryPoint::PosixSpawnp,
-            path: candidate.as_bytes(),
-            inspect_path: candidate.as_ptr(),
-            stat: Some(&st),
-            requested: name,
-            argv: args,
-            env,
-            flags: Flags::empty(),
-        };
-        let path = candidate.as_ptr();
+    let entry = EntryPoint::PosixSpawnp;
+    let found = Search::new(name).run(|path, path_c, st| {
+        let attempt = Attempt::on_path(entry, path, path_c, st, name, args, env);
         let outcome = guarded(config, &attempt, saved, envp.cast(), |env| {
-            real_spawn(pid, path, actions, attr, argv, env)
+            real_spawn(pid, path_c, actions, attr, argv, env)
         });
-        let r = match outcome {
-            Outcome::Ran(Outcome::Ran(r)) => r,
-            other => return spawn_shape(other, saved),
-        };
-        if r == 0 || !search::continues_search(r) {
-            set_errno(saved);
-            return r;
+        match outcome {
+            Outcome::Ran(Outcome::Ran(r)) if r != 0 && search::continues_search(r) => Step::Next(r),
+            other => Step::Done(spawn_shape(other, saved)),
         }
-        if r == libc::EACCES {
-            search.saw_denied = true;
-        }
-    }
+    });
     set_errno(saved);
-    search.final_errno()
+    found.unwrap_or_else(|e| e)
 }
 
 /// `/proc/self/fd/N` for `fd`; what it links to goes into `target` (empty when unknown).

@@ -66,12 +66,20 @@ pub fn continues_search(errno: i32) -> bool {
     )
 }
 
+/// What trying one candidate concluded.
+pub enum Step<R> {
+    /// The call is over (it ran, was denied, or failed in a way that ends the loop).
+    Done(R),
+    /// The real call failed with this error, one glibc's loop continues past.
+    Next(i32),
+}
+
 /// The candidates for `file`, one directory of `PATH` after the other.
 pub struct Search<'f> {
     file: &'f [u8],
     rest: Option<&'static [u8]>,
     /// Some candidate existed but was not executable: the final error is EACCES.
-    pub saw_denied: bool,
+    saw_denied: bool,
 }
 
 impl<'f> Search<'f> {
@@ -85,7 +93,7 @@ impl<'f> Search<'f> {
 
     /// The next existing, executable candidate, written into `out`; `None` when the
     /// directories are exhausted.
-    pub fn next_runnable(&mut self, out: &mut PathBuf<PATH_CAP>) -> Option<libc::stat> {
+    fn next_runnable(&mut self, out: &mut PathBuf<PATH_CAP>) -> Option<libc::stat> {
         loop {
             let rest = self.rest?;
             let (dir, after) = match rest.iter().position(|&b| b == b':') {
@@ -114,8 +122,26 @@ impl<'f> Search<'f> {
         }
     }
 
+    /// glibc's loop: `try_one` gets each existing, executable candidate (its path, as bytes
+    /// and as a C string, and its `stat`) and either finishes the call or names an error
+    /// glibc continues past. Returns what `try_one` finished with, or the error for the
+    /// caller when no candidate ran.
+    pub fn run<R>(
+        mut self,
+        mut try_one: impl FnMut(&[u8], *const c_char, &libc::stat) -> Step<R>,
+    ) -> Result<R, i32> {
+        let mut candidate: PathBuf<PATH_CAP> = PathBuf::new();
+        while let Some(st) = self.next_runnable(&mut candidate) {
+            match try_one(candidate.as_bytes(), candidate.as_ptr(), &st) {
+                Step::Done(r) => return Ok(r),
+                Step::Next(e) => self.saw_denied |= e == libc::EACCES,
+            }
+        }
+        Err(self.final_errno())
+    }
+
     /// The error glibc returns when no candidate ran.
-    pub fn final_errno(&self) -> i32 {
+    fn final_errno(&self) -> i32 {
         if self.saw_denied {
             libc::EACCES
         } else {
