@@ -73,8 +73,7 @@ pub fn decide(config: &Config, attempt: &Attempt<'_>) -> Verdict {
     if let Some(problem) = config.problem {
         return failed(config, attempt, Failure::Protocol(problem), true);
     }
-    let key = denial_key(attempt);
-    if key.is_some_and(just_denied) {
+    if just_denied(attempt) {
         debug(
             config,
             attempt,
@@ -151,9 +150,7 @@ pub fn decide(config: &Config, attempt: &Attempt<'_>) -> Verdict {
         }
         Ok(Answer::Deny { message }) => {
             debug(config, attempt, target.flags, b"deny");
-            if let Some(key) = key {
-                remember_denial(key);
-            }
+            remember_denial(attempt);
             Line::new()
                 .text(b"blocked: ")
                 .command(attempt.argv)
@@ -209,15 +206,19 @@ fn denial_key(attempt: &Attempt<'_>) -> Option<u64> {
     Some(h.max(1))
 }
 
-fn just_denied(key: u64) -> bool {
-    LAST_DENIAL.load(Ordering::Acquire) == key
-        && client::monotonic_ms().saturating_sub(LAST_DENIAL_AT_MS.load(Ordering::Acquire))
-            < DENIAL_MEMORY_MS
+/// Whether `attempt` repeats the last denial. The argv is hashed only when a denial is
+/// recent, so ordinary execs pay one atomic load and a clock read.
+fn just_denied(attempt: &Attempt<'_>) -> bool {
+    let recent = client::monotonic_ms().saturating_sub(LAST_DENIAL_AT_MS.load(Ordering::Acquire))
+        < DENIAL_MEMORY_MS;
+    recent && denial_key(attempt) == Some(LAST_DENIAL.load(Ordering::Acquire))
 }
 
-fn remember_denial(key: u64) {
-    LAST_DENIAL_AT_MS.store(client::monotonic_ms(), Ordering::Release);
-    LAST_DENIAL.store(key, Ordering::Release);
+fn remember_denial(attempt: &Attempt<'_>) {
+    if let Some(key) = denial_key(attempt) {
+        LAST_DENIAL_AT_MS.store(client::monotonic_ms(), Ordering::Release);
+        LAST_DENIAL.store(key, Ordering::Release);
+    }
 }
 
 /// No verdict from the daemon: monitor allows; enforce denies, except that
