@@ -238,3 +238,27 @@ fn the_hook_path_fits_a_small_thread_stack() {
     assert!(out.contains("ret=0 status=0"), "{out}{err}");
     assert!(lab.marker("allowed-tiny"));
 }
+
+#[test]
+fn a_denied_program_found_twice_on_path_is_asked_about_once() {
+    // Merged-/usr systems list the same file twice (/usr/bin and /bin); glibc, CPython and
+    // dash keep looping after EPERM. The second candidate must not ask (or prompt) again.
+    let lab = lab();
+    let twin = lab.root().join("bin-twin");
+    std::os::unix::fs::symlink(lab.root().join("bin"), &twin).unwrap();
+    let path = format!(
+        "{}:{}:/usr/bin:/bin",
+        lab.root().join("bin").display(),
+        twin.display()
+    );
+    // dash runs its own PATH loop over execve, trying each directory in turn.
+    let (_, err, _) = run_text(lab.sh("forbidden twice; true").env("PATH", path));
+    assert!(!lab.marker("forbidden-twice"));
+    assert_eq!(
+        lab.requests_for("twice").len(),
+        1,
+        "{:?}",
+        lab.requests_for("twice")
+    );
+    assert_eq!(err.matches("rampart: blocked:").count(), 1, "{err}");
+}
