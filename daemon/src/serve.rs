@@ -314,6 +314,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         socket,
         state.clone(),
         allowed_uids,
+        crate::socket::decider_count(sync),
         stop_rx.clone(),
     ));
 
