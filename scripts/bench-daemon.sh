@@ -30,6 +30,7 @@
 #   BENCH_PERF=0|1               `perf record` the daemon during the 32-client socket run and the
 #                                HTTP run; prints where the time goes (needs perf)
 #   BENCH_OUT=DIR                where results, daemon logs and perf data are kept [mktemp -d]
+#   BENCH_FLOOR=1|0              also measure scripts/bench/allow-server.c (the floor) [1]
 #   BENCH_TMP=DIR                parent of the temporary RAMPART_HOME [${TMPDIR:-/tmp}]
 #   BENCH_BIN=PATH               the `rampart` binary to measure (another build, for a before/after)
 #                                [the release build of this tree]
@@ -45,6 +46,7 @@ CLIENTS=${BENCH_CLIENTS:-32}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 WRK=${BENCH_WRK:-auto}
 PERF=${BENCH_PERF:-0}
+FLOOR=${BENCH_FLOOR:-1}
 TMP_PARENT=${BENCH_TMP:-${TMPDIR:-/tmp}}
 OUT=${BENCH_OUT:-$(mktemp -d "${TMP_PARENT}/rampart-bench-out.XXXXXX")}
 mkdir -p "$OUT"
@@ -136,8 +138,9 @@ FOLD='
 import json, sys
 KEYS = ["AuditLog::write", "AuditLog::prepare", "Tail::append", "ksys_write", "Shared::pass",
         "File>::sync_data", "event::redact_event", "lock_contended", "Engine>::enforce",
-        "Engine>::evaluate", "socket::accept", "socket::peer_uid", "socket::peek_request",
-        "socket::read_request", "socket::reply_now", "socket::discard", "socket::write_reply",
+        "Engine>::evaluate", "UnixListener>::accept", "deciders::peer_uid", "frame::peek_request",
+        "judge::judge", "frame::read_request", "frame::reply_blocking", "frame::discard",
+        "frame::write_reply",
         "__x64_sys_close", "sock_def_readable", "unix_write_space", "__x64_sys_epoll_ctl",
         "http::eval::preflight", "canonical::canonicalize", "http::decode_object",
         "http::json_response", "h1::dispatch::Dispatcher", "poll_flush", "worker::Context::park"]
@@ -287,6 +290,24 @@ for v in $VARIANTS; do
     run_variant "$v"
 done
 
+# The floor: the same socket benchmark against scripts/bench/allow-server.c, which answers
+# Allow without decoding, deciding or auditing. No daemon that asks before every exec over
+# a fresh connection can beat it on this machine.
+if [[ $FLOOR == 1 ]]; then
+    cc -O2 -pthread -o "$OUT/allow-server" scripts/bench/allow-server.c
+    floor_socket="$OUT/floor.sock"
+    "$OUT/allow-server" "$floor_socket" &
+    floor_pid=$!
+    for _ in $(seq 50); do [[ -S $floor_socket ]] && break; sleep 0.1; done
+    floor_cmd=("$BENCH_SOCKET" --socket "$floor_socket" --json --rounds "$ROUNDS" --threads "$CLIENTS" --seconds "$RUN_SECS" --case allow)
+    for mode in latency throughput; do
+        line=$("${floor_cmd[@]}" --mode "$mode")
+        emit "$(printf '{"variant":"floor","phase":"socket-%s-allow","result":%s}' "$mode" "$line")"
+    done
+    kill "$floor_pid" 2>/dev/null || true
+    wait "$floor_pid" 2>/dev/null || true
+fi
+
 python3 - "$RESULTS" "$OUT" "$PERF" <<'PY'
 import json, os, platform, re, subprocess, sys
 
@@ -296,7 +317,7 @@ variants = []
 by = {}
 for r in rows:
     v = r["variant"]
-    if v not in variants:
+    if v not in variants and v != "floor":
         variants.append(v)
     by[(v, r["phase"])] = r
 
@@ -446,6 +467,11 @@ if "disk" in variants and "tmpfs" in variants:
         parts.append(f"HTTP throughput on disk {a / b * 100:.0f}% of tmpfs")
     print("; ".join(parts) + ".")
 
+fl_p50, fl_rate = res("floor", "socket-latency-allow", "p50_us"), res("floor", "socket-throughput-allow", "rate_per_s")
+if fl_p50 is not None and fl_rate is not None:
+    print(f"\n**Floor** (`scripts/bench/allow-server.c`: accept, read, answer Allow, close; no decision, no audit), "
+          f"same clients: round trip p50 {us(fl_p50)}, {rate(fl_rate)} under the same concurrent load.")
+
 if perf:
     keys = [
         ("AuditLog::write", "audit: `AuditLog::write` on the request's task (total)"),
@@ -458,12 +484,13 @@ if perf:
         ("File>::sync_data", "  `fdatasync`"),
         ("Engine>::enforce", "engine: `Engine::enforce` (policy evaluation)"),
         ("Engine>::evaluate", "engine: `Engine::evaluate` (policy evaluation)"),
-        ("socket::accept", "socket: accept"),
-        ("socket::peer_uid", "socket: `SO_PEERCRED`"),
-        ("socket::peek_request", "socket: peek the request"),
-        ("socket::read_request", "socket: read a request as it arrives (general path)"),
-        ("socket::reply_now", "socket: answer (non-blocking send, consume the request, close)"),
-        ("socket::discard", "  of which consuming the answered request"),
+        ("UnixListener>::accept", "socket: accept (decider threads)"),
+        ("deciders::peer_uid", "socket: `SO_PEERCRED`"),
+        ("frame::peek_request", "socket: peek the request"),
+        ("judge::judge", "socket: `judge` (decision and audit record, total)"),
+        ("frame::read_request", "socket: read a request as it arrives (general path)"),
+        ("frame::reply_blocking", "socket: answer (send, consume the request)"),
+        ("frame::discard", "  of which consuming the answered request"),
         ("sock_def_readable", "waking the client (socket and HTTP sends)"),
         ("unix_write_space", "socket: client woken by a consumed request"),
         ("__x64_sys_close", "close(2) (sockets, mostly)"),
