@@ -4,7 +4,8 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use rampart_engine::CallCounter;
+use chrono::Utc;
+use rampart_engine::{CallCounter, Decision, EvalOptions, ToolCall};
 use tokio::sync::broadcast;
 
 use crate::approvals::ApprovalStore;
@@ -59,6 +60,24 @@ impl AppState {
 }
 
 impl AppState {
+    /// Evaluates `call` against the running policy: counted toward rate limits
+    /// (`enforce`, for a call about to happen) or as a preview that counts nothing.
+    pub fn decide(&self, call: &ToolCall, enforce: bool) -> Decision {
+        let engine = self.policies.current();
+        let opts = EvalOptions {
+            now_ms: Utc::now().timestamp_millis(),
+            verifier_configured: self.verify_url.is_some(),
+            resolve_symlinks: true,
+            ..EvalOptions::default()
+        };
+        if enforce {
+            let mut counter = self.counter.lock().expect("counter lock");
+            engine.enforce(call, &mut counter, &opts)
+        } else {
+            engine.evaluate(call, &opts)
+        }
+    }
+
     /// Tells stream subscribers that the approval queue changed.
     pub fn announce_approvals(&self) {
         let _ = self.events.send(r#"{"type":"approvals"}"#.to_string());

@@ -64,6 +64,14 @@ fn missing(name: &str, bit: u32) {
     }
 }
 
+/// The failure of an `int`-returning entry point whose real function is missing: warned
+/// once, -1 with EIO.
+fn unavailable(name: &str, bit: u32) -> c_int {
+    missing(name, bit);
+    set_errno(libc::EIO);
+    -1
+}
+
 /// Asks about `attempt`; on allow restores `saved` errno and runs `call` with the rebuilt
 /// child environment.
 fn guarded<R>(
@@ -164,11 +172,7 @@ fn real_execve(path: *const c_char, argv: Env) -> impl FnOnce(Env) -> c_int {
     move |env| match real::get().execve {
         // SAFETY: glibc's execve with the caller's path and argv and our environment.
         Some(f) => unsafe { f(path, argv, env) },
-        None => {
-            missing("execve", 1);
-            set_errno(libc::EIO);
-            -1
-        }
+        None => unavailable("execve", 1),
     }
 }
 
@@ -597,11 +601,7 @@ pub unsafe extern "C" fn fexecve(fd: c_int, argv: Env, envp: Env) -> c_int {
         move |env| match real::get().fexecve {
             // SAFETY: glibc's fexecve with the caller's descriptor and argv and our environment.
             Some(f) => unsafe { f(fd, argv, env) },
-            None => {
-                missing("fexecve", 4);
-                set_errno(libc::EIO);
-                -1
-            }
+            None => unavailable("fexecve", 4),
         },
     )
 }
@@ -625,11 +625,7 @@ pub unsafe extern "C" fn execveat(
             match real::get().execveat {
                 // SAFETY: glibc's execveat with the caller's arguments and our environment.
                 Some(f) => unsafe { f(dirfd, path, argv, env, flags) },
-                None => {
-                    missing("execveat", 8);
-                    set_errno(libc::EIO);
-                    -1
-                }
+                None => unavailable("execveat", 8),
             }
         },
     )
@@ -667,9 +663,7 @@ pub unsafe extern "C" fn system(command: *const c_char) -> c_int {
         real::get().system
     };
     let Some(real) = real else {
-        missing("system", 16);
-        set_errno(libc::EIO);
-        return -1;
+        return unavailable("system", 16);
     };
     // system(NULL) only asks whether a shell exists.
     if command.is_null() {

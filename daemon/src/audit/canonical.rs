@@ -39,8 +39,7 @@ fn write_value(value: &Value, out: &mut String) {
             out.push(']');
         }
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+            let entries = jcs_order(map);
             out.push('{');
             for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
@@ -103,15 +102,22 @@ pub(crate) fn write_plain_value(value: &Value, out: &mut String) -> bool {
     }
 }
 
+/// An object's members in JCS order: keys compared as UTF-16 code units.
+fn jcs_order(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    if entries.iter().all(|(k, _)| k.is_ascii()) {
+        // UTF-16 order differs from byte order only outside ASCII (keys are unique, so an
+        // unstable sort is exact).
+        entries.sort_unstable_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+    } else {
+        entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+    }
+    entries
+}
+
 /// [`write_plain_value`] for an object.
 pub(crate) fn write_plain_object(map: &serde_json::Map<String, Value>, out: &mut String) -> bool {
-    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    if !entries.iter().all(|(k, _)| k.is_ascii()) {
-        // UTF-16 order differs from byte order only outside ASCII
-        entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
-    } else {
-        entries.sort_unstable_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
-    }
+    let entries = jcs_order(map);
     out.push('{');
     for (i, (k, v)) in entries.into_iter().enumerate() {
         if i > 0 {
@@ -135,8 +141,7 @@ pub(crate) fn object_with_holes(
     holes: &[&str],
 ) -> (String, Vec<Option<usize>>) {
     let mut at = vec![None; holes.len()];
-    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+    let entries = jcs_order(map);
     let mut out = String::with_capacity(640);
     out.push('{');
     for (i, (k, v)) in entries.into_iter().enumerate() {

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
-use rampart_engine::{Action, Decision, EvalOptions};
+use rampart_engine::{Action, Decision};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -17,23 +17,6 @@ use super::{Body, Shared, authenticate, decode_object, error, json_response, rfc
 use crate::approvals::{NewApproval, Status};
 use crate::recorder::Record;
 use crate::state::{AppState, Mode};
-
-/// Evaluates with the call counted (`enforce`) or as a preview.
-fn decide(state: &AppState, c: &Canonical, enforce: bool) -> Decision {
-    let engine = state.policies.current();
-    let opts = EvalOptions {
-        now_ms: Utc::now().timestamp_millis(),
-        verifier_configured: state.verify_url.is_some(),
-        resolve_symlinks: true,
-        ..EvalOptions::default()
-    };
-    if enforce {
-        let mut counter = state.counter.lock().expect("counter lock");
-        engine.enforce(&c.call, &mut counter, &opts)
-    } else {
-        engine.evaluate(&c.call, &opts)
-    }
-}
 
 fn opt_string(body: &Map<String, Value>, key: &str) -> Option<String> {
     body.get(key)
@@ -213,7 +196,7 @@ pub async fn tool(
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
-    let d = decide(&state, &c, true);
+    let d = state.decide(&c.call, true);
     let enforce = state.mode == Mode::Enforce;
     let audit_id = match audit(&state, record_of(&c, &body, &d), enforce).await {
         Ok(id) => id,
@@ -533,7 +516,7 @@ pub async fn preflight(
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
-    let d = decide(&state, &c, enforce_requested);
+    let d = state.decide(&c.call, enforce_requested);
     let enforced = enforce_requested && state.mode == Mode::Enforce;
     let audit_id = if verification {
         None

@@ -81,23 +81,28 @@ impl Deciders {
 
     /// Stops accepting and waits for the decisions in progress (blocking).
     pub fn stop(mut self) {
+        self.signal_stop();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// Tells every decider to return once its current connection is answered.
+    fn signal_stop(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         // Shutting the listener down wakes every `accept` blocked on it (with EINVAL);
         // the socket stays open until the last decider has returned.
         // SAFETY: the descriptor is the listener's, open for as long as `shared` lives.
         unsafe { libc::shutdown(self.shared.listener.as_raw_fd(), libc::SHUT_RDWR) };
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
     }
 }
 
 impl Drop for Deciders {
+    /// Dropped without [`Deciders::stop`] (the serving task cancelled): the threads are
+    /// told to stop, not waited for.
     fn drop(&mut self) {
         if !self.threads.is_empty() {
-            self.shared.stopping.store(true, Ordering::SeqCst);
-            // SAFETY: as in `stop`.
-            unsafe { libc::shutdown(self.shared.listener.as_raw_fd(), libc::SHUT_RDWR) };
+            self.signal_stop();
         }
     }
 }

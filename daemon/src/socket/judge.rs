@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use chrono::Utc;
-use rampart_engine::{Action, Decision, EvalOptions, ToolCall, command_string};
+use rampart_engine::{Action, Decision, ToolCall, command_string};
 use rampart_proto::{Flags, Reply, Request};
 use serde_json::{Map, Value};
 
@@ -112,17 +112,7 @@ pub fn judge(state: &AppState, req: Request) -> Judged {
         params,
         ..ToolCall::default()
     };
-    let engine = state.policies.current();
-    let opts = EvalOptions {
-        now_ms: Utc::now().timestamp_millis(),
-        verifier_configured: state.verify_url.is_some(),
-        resolve_symlinks: true,
-        ..EvalOptions::default()
-    };
-    let d = {
-        let mut counter = state.counter.lock().expect("counter lock");
-        engine.enforce(&call, &mut counter, &opts)
-    };
+    let d = state.decide(&call, true);
     // A library in monitor mode only reports: the decision is made and audited as usual,
     // but it is answered with Allow and nothing is acted on.
     let library_monitor = req.mode == rampart_proto::Mode::Monitor;
