@@ -14,7 +14,8 @@ pub struct Record {
     pub tool_call_id: Option<String>,
     pub request: Map<String, Value>,
     pub action: String,
-    pub matched_policies: Vec<String>,
+    /// Shared with the engine's compiled policies: a deny names every policy in scope.
+    pub matched_policies: Vec<std::sync::Arc<str>>,
     pub evaluation_time_us: u64,
     pub message: String,
     pub suggestions: Vec<String>,

@@ -70,7 +70,9 @@ impl AppState {
             resolve_symlinks: true,
             ..EvalOptions::default()
         };
-        if enforce {
+        // The counter is locked only for calls a `call_count` rule can see: deciders on
+        // every core would otherwise queue behind each other for the whole evaluation.
+        if enforce && engine.counts_calls_of(&call.tool) {
             let mut counter = self.counter.lock().expect("counter lock");
             engine.enforce(call, &mut counter, &opts)
         } else {

@@ -34,7 +34,8 @@ pub struct Engine {
     pub(crate) paths: PatternIndex,
     /// Input params named by any `tool_param_matches` (for the size gate).
     pub(crate) param_names: Vec<String>,
-    pub(crate) counts_calls: bool,
+    /// Which calls `call_count` rules can see (so `enforce` records them and reads counts).
+    pub(crate) counting: Counting,
     /// For every tool named literally in some policy scope: the enabled policies whose
     /// tool scope includes it, in evaluation order (other tool names are scoped per call).
     pub(crate) by_tool: HashMap<String, Vec<usize>>,
@@ -262,12 +263,10 @@ impl Engine {
                 });
             }
         }
-        let counts_calls = policies
-            .iter()
-            .any(|p| p.rules.iter().any(|r| r.when.call_count.is_some()));
+        let counting = Counting::of(&policies);
         Engine {
             by_tool,
-            counts_calls,
+            counting,
             default_action: config.effective_default(),
             config,
             policies,
@@ -305,6 +304,47 @@ impl Engine {
 
     /// Whether any enabled rule counts calls (so `enforce` must record them first).
     pub fn uses_call_count(&self) -> bool {
-        self.counts_calls
+        !self.counting.policies.is_empty()
+    }
+
+    /// Whether [`enforce`](Self::enforce) touches the call counter for a call of `tool`:
+    /// some `call_count` rule counts calls of that tool, or applies to it. When it does not,
+    /// `enforce` and [`evaluate`](Self::evaluate) decide the same, and a caller that shares
+    /// one counter between threads need not lock it.
+    pub fn counts_calls_of(&self, tool: &str) -> bool {
+        self.counting.named.iter().any(|t| t == tool)
+            || self.counting.policies.iter().any(|&i| {
+                let p = &self.policies[i];
+                p.tools.is_empty() || p.tools.iter().any(|g| g.is_match(tool))
+            })
+    }
+}
+
+/// The policies holding `call_count` rules, and the tools those rules name explicitly.
+#[derive(Debug, Default)]
+pub(crate) struct Counting {
+    policies: Vec<usize>,
+    named: Vec<String>,
+}
+
+impl Counting {
+    fn of(policies: &[CompiledPolicy]) -> Counting {
+        let mut c = Counting::default();
+        for (i, p) in policies.iter().enumerate() {
+            let counts = p.rules.iter().filter_map(|r| r.when.call_count.as_ref());
+            let mut any = false;
+            for cc in counts {
+                any = true;
+                if let Some(t) = &cc.tool
+                    && !c.named.contains(t)
+                {
+                    c.named.push(t.clone());
+                }
+            }
+            if any {
+                c.policies.push(i);
+            }
+        }
+        c
     }
 }

@@ -354,8 +354,8 @@ impl Engine {
         d
     }
 
-    /// Evaluates a call that is about to run: the call is counted first (when any
-    /// `call_count` rule exists, so the current call counts), then evaluated against the
+    /// Evaluates a call that is about to run: the call is counted first (when a
+    /// `call_count` rule can see it, so the current call counts), then evaluated against the
     /// updated counts. A counter failure denies the call. Consuming a `once` allow
     /// (`Decision::once`) is left to the caller, which owns the policy files.
     pub fn enforce(
@@ -365,7 +365,7 @@ impl Engine {
         opts: &EvalOptions<'_>,
     ) -> Decision {
         let start = Instant::now();
-        if self.uses_call_count()
+        if self.counts_calls_of(&call.tool)
             && let Err(e) = counter.record(&call.tool, opts.now_ms)
         {
             let mut d = Decision::new(Action::Deny, format!("call counter: {e}; failing closed"));

@@ -733,6 +733,32 @@ fn windows_wrappers_fold_case_for_restrictive_rules() {
 }
 
 #[test]
+fn counted_tools_are_those_a_call_count_rule_can_see() {
+    let e = engine(
+        "default_action: allow\npolicies:\n  - name: rate\n    match: {tool: [fetch, \"web_*\"]}\n    rules: [{action: ask, when: {call_count: {gte: 2, window: 1h, tool: exec}}}]\n  - name: other\n    match: {tool: [read]}\n    rules: [{action: deny, when: {path_matches: [\"/x\"]}}]\n",
+    );
+    assert!(e.uses_call_count());
+    // In the rule's scope (literal and glob), and the tool it counts explicitly.
+    assert!(e.counts_calls_of("fetch"));
+    assert!(e.counts_calls_of("web_search"));
+    assert!(e.counts_calls_of("exec"));
+    assert!(!e.counts_calls_of("read"));
+    // Without a counter, a tool nobody counts decides exactly as under `enforce`.
+    let mut counter = CallCounter::new();
+    let call = ToolCall::with_param("read", "path", "/x");
+    let opts = EvalOptions::default();
+    assert_eq!(e.enforce(&call, &mut counter, &opts).action, Action::Deny);
+    assert_eq!(e.evaluate(&call, &opts).action, Action::Deny);
+    // A policy without a tool scope sees every tool.
+    let all = engine(
+        "default_action: allow\npolicies:\n  - name: rate\n    rules: [{action: ask, when: {call_count: {gte: 2, window: 1h}}}]\n",
+    );
+    assert!(all.counts_calls_of("anything"));
+    let none = engine("default_action: allow\npolicies: []\n");
+    assert!(!none.uses_call_count() && !none.counts_calls_of("exec"));
+}
+
+#[test]
 fn enforce_counts_the_current_call() {
     let e = engine(
         "default_action: allow\npolicies:\n  - name: rate\n    match: {tool: [fetch]}\n    rules: [{action: ask, when: {call_count: {gte: 2, window: 1h}}}]\n",

@@ -103,7 +103,7 @@ pub struct EventDecision {
     #[serde(default)]
     pub action: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub matched_policies: Vec<String>,
+    pub matched_policies: Vec<std::sync::Arc<str>>,
     #[serde(default)]
     pub evaluation_time_us: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -258,13 +258,13 @@ pub(crate) fn plain_canonical(ev: &Event, timestamp_hole: bool) -> Option<(Strin
     fn uint(out: &mut String, n: u64) -> Option<()> {
         (n <= MAX_EXACT_INT).then(|| write_int(n as i128, out))
     }
-    fn strings(out: &mut String, items: &[String]) {
+    fn strings<S: AsRef<str>>(out: &mut String, items: &[S]) {
         out.push('[');
         for (i, s) in items.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            write_string(s, out);
+            write_string(s.as_ref(), out);
         }
         out.push(']');
     }

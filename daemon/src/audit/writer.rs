@@ -1921,7 +1921,8 @@ mod tests {
                 _ => self.below(100),
             };
             e.decision.message = self.string();
-            e.decision.matched_policies = (0..self.below(3)).map(|_| self.string()).collect();
+            e.decision.matched_policies =
+                (0..self.below(3)).map(|_| self.string().into()).collect();
             e.decision.suggestions = (0..self.below(3)).map(|_| self.string()).collect();
             if self.below(2) == 0 {
                 e.response = Some(crate::audit::EventResponse {

@@ -39,7 +39,7 @@ fn record_of(c: &Canonical, body: &Map<String, Value>, d: &Decision) -> Record {
         tool_call_id: opt_string(body, "tool_call_id"),
         request: c.params.clone(),
         action: d.action.as_str().to_string(),
-        matched_policies: d.matched_policies.iter().map(|p| p.to_string()).collect(),
+        matched_policies: d.matched_policies.clone(),
         evaluation_time_us: d.eval_duration.as_micros() as u64,
         message: d.message.clone(),
         suggestions: d.suggestions.clone(),

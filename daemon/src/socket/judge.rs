@@ -145,8 +145,7 @@ pub fn judge(state: &AppState, req: Request) -> Judged {
     if library_monitor {
         request.insert("library_mode".into(), Value::from(req.mode.as_str()));
     }
-    let mut matched_policies: Vec<String> =
-        d.matched_policies.iter().map(|p| p.to_string()).collect();
+    let mut matched_policies = d.matched_policies.clone();
     let (action, message) = match &strict {
         Some(why) => {
             // The policy's own verdict stays visible next to the refusal.

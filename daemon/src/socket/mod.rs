@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-pub use judge::Strict;
+pub use judge::{Judged, Strict, judge};
 
 use crate::state::AppState;
 

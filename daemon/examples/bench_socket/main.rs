@@ -7,7 +7,11 @@
 //! * **latency** (mode A): one client, `--rounds` sequential round trips, each timed with
 //!   `Instant` from before `connect` to after the reply is decoded → p50/p90/p99/max.
 //! * **throughput** (mode B): `--threads` clients hammering for `--seconds` → decisions/s,
-//!   and the per-request latency under that load.
+//!   and the per-request latency under that load. `--driver threads` (the default) gives
+//!   each client a thread of its own, blocking like the library; `--driver multiplexed`
+//!   keeps the same number of requests in flight from `--loops` epoll loops instead (see
+//!   [`multiplexed`]), which measures the daemon with less of the load generator's cost
+//!   mixed in on a small machine; `--driver both` runs one after the other.
 //!
 //! Both modes run for an allowed exec (`/usr/bin/git status`, cwd `/tmp`) and a denied one
 //! (`/usr/bin/rm -rf /`) unless `--case` picks one. Every reply is checked against the
@@ -19,6 +23,8 @@
 //! ```
 //!
 //! `--json` prints one JSON object per measurement (for `scripts/bench-daemon.sh`).
+
+mod multiplexed;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -45,6 +51,15 @@ enum Case {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Driver {
+    /// A blocking client per thread, as the library behaves.
+    Threads,
+    /// Non-blocking connections driven by a few epoll loops (like `wrk`).
+    Multiplexed,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Which {
     Latency,
     Throughput,
@@ -66,6 +81,12 @@ struct Args {
     /// Concurrent clients in throughput mode.
     #[arg(long, default_value_t = 32)]
     threads: usize,
+    /// How throughput mode generates its load.
+    #[arg(long, value_enum, default_value = "threads")]
+    driver: Driver,
+    /// Event loops of `--driver multiplexed` [default: one per CPU].
+    #[arg(long)]
+    loops: Option<usize>,
     /// Duration of each throughput run, in seconds.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
@@ -145,17 +166,33 @@ fn frame(call: &Call) -> Vec<u8> {
     buf[..n].to_vec()
 }
 
-/// One round trip on a fresh connection, as the preload library does it.
+/// One round trip on a fresh connection, as the preload library does it. The reply is
+/// read into one buffer as it comes (usually a single `recv`).
 fn round_trip(socket: &Path, request: &[u8], reply: &mut [u8]) -> std::io::Result<Outcome> {
     let mut s = UnixStream::connect(socket)?;
     s.write_all(request)?;
-    let mut header = [0u8; HEADER_LEN];
-    s.read_exact(&mut header)?;
-    let (_, len) = read_reply_frame_len(&header).map_err(std::io::Error::other)?;
-    s.read_exact(&mut reply[..len])?;
+    let mut got = 0;
+    let mut need = HEADER_LEN;
+    while got < need {
+        let n = s.read(&mut reply[got..])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n;
+        if got >= HEADER_LEN && need == HEADER_LEN {
+            let header: &[u8; HEADER_LEN] = reply[..HEADER_LEN].try_into().expect("header");
+            let (_, len) = read_reply_frame_len(header).map_err(std::io::Error::other)?;
+            need = HEADER_LEN + len;
+        }
+    }
     drop(s);
+    decode_outcome(&reply[HEADER_LEN..need]).map_err(std::io::Error::other)
+}
+
+/// The verdict in a reply payload.
+fn decode_outcome(payload: &[u8]) -> Result<Outcome, String> {
     Ok(
-        match decode_reply_payload_ref(&reply[..len]).map_err(std::io::Error::other)? {
+        match decode_reply_payload_ref(payload).map_err(|e| e.to_string())? {
             ReplyRef::Allow => Outcome::Allow,
             ReplyRef::Deny { .. } => Outcome::Deny,
             ReplyRef::Pending { .. } => Outcome::Other,
@@ -187,7 +224,16 @@ impl Tally {
 
 fn one(socket: &Path, call: &Call, request: &[u8], reply: &mut [u8], t: &mut Tally) {
     let start = Instant::now();
-    match round_trip(socket, request, reply) {
+    let outcome = round_trip(socket, request, reply).map_err(|e| e.to_string());
+    if !record(t, call, outcome, start) {
+        // Do not spin on a refused connection (backlog full, daemon gone).
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// Counts one finished exchange (started at `start`); false when it failed.
+fn record(t: &mut Tally, call: &Call, outcome: Result<Outcome, String>, start: Instant) -> bool {
+    match outcome {
         Ok(o) => {
             let ns = start.elapsed().as_nanos() as u64;
             let right = matches!(
@@ -203,14 +249,14 @@ fn one(socket: &Path, call: &Call, request: &[u8], reply: &mut [u8], t: &mut Tal
                 }
             }
             t.lat.push(ns);
+            true
         }
         Err(e) => {
             t.errors += 1;
             if t.first_error.is_none() {
-                t.first_error = Some(e.to_string());
+                t.first_error = Some(e);
             }
-            // Do not spin on a refused connection (backlog full, daemon gone).
-            std::thread::sleep(Duration::from_micros(100));
+            false
         }
     }
 }
@@ -249,7 +295,7 @@ fn stats(lat: &mut [u64]) -> Stats {
 
 fn latency(args: &Args, socket: &Path, call: &Call) {
     let request = frame(call);
-    let mut reply = vec![0u8; MAX_REPLY_PAYLOAD];
+    let mut reply = vec![0u8; HEADER_LEN + MAX_REPLY_PAYLOAD];
     let mut warm = Tally::default();
     for _ in 0..args.warmup {
         one(socket, call, &request, &mut reply, &mut warm);
@@ -291,8 +337,62 @@ fn latency(args: &Args, socket: &Path, call: &Call) {
     }
 }
 
-fn throughput(args: &Args, socket: &Path, call: &'static Call) {
+fn throughput(args: &Args, socket: &Path, call: &'static Call, driver: Driver) {
     let request = Arc::new(frame(call));
+    let (mut total, wall, warm, label) = match driver {
+        Driver::Multiplexed => {
+            let loops = args
+                .loops
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let (t, wall) =
+                multiplexed::run(socket, request, call, loops, args.threads, args.seconds);
+            (t, wall, 0, "multiplexed")
+        }
+        _ => {
+            let (t, wall, warm) = threaded(args, socket, call, request);
+            (t, wall, warm, "threads")
+        }
+    };
+    let rate = total.ok as f64 / wall;
+    let s = stats(&mut total.lat);
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "bench": "socket", "mode": "throughput", "case": call.name, "driver": label,
+                "clients": args.threads, "seconds": wall, "ok": total.ok,
+                "wrong_verdict": total.wrong_verdict, "errors": total.errors,
+                "first_error": total.first_error, "rate_per_s": rate,
+                "all_responses": total.lat.len() as u64 + warm + 2,
+                "p50_us": s.p50, "p90_us": s.p90, "p99_us": s.p99, "max_us": s.max,
+                "mean_us": s.mean,
+            })
+        );
+    } else {
+        println!(
+            "throughput {:<5} {} clients ({label}), {:.1} s: {:.0} decisions/s ({} ok); latency p50 {:.1} µs  p90 {:.1} µs  p99 {:.1} µs  max {:.1} µs{}",
+            call.name,
+            args.threads,
+            wall,
+            rate,
+            total.ok,
+            s.p50,
+            s.p90,
+            s.p99,
+            s.max,
+            problems(&total),
+        );
+    }
+}
+
+/// A blocking client per thread; returns the measured tally, its length in seconds and the
+/// number of warm-up round trips.
+fn threaded(
+    args: &Args,
+    socket: &Path,
+    call: &'static Call,
+    request: Arc<Vec<u8>>,
+) -> (Tally, f64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let barrier = Arc::new(Barrier::new(args.threads + 1));
     let workers: Vec<_> = (0..args.threads)
@@ -305,7 +405,7 @@ fn throughput(args: &Args, socket: &Path, call: &'static Call) {
             );
             let warmup = args.warmup / args.threads.max(1) + 1;
             std::thread::spawn(move || {
-                let mut reply = vec![0u8; MAX_REPLY_PAYLOAD];
+                let mut reply = vec![0u8; HEADER_LEN + MAX_REPLY_PAYLOAD];
                 let mut warm = Tally::default();
                 for _ in 0..warmup {
                     one(&socket, call, &request, &mut reply, &mut warm);
@@ -334,37 +434,7 @@ fn throughput(args: &Args, socket: &Path, call: &'static Call) {
         warm += w;
     }
     // Includes the tail of requests in flight when the flag flipped.
-    let wall = start.elapsed().as_secs_f64();
-    let rate = total.ok as f64 / wall;
-    let s = stats(&mut total.lat);
-    if args.json {
-        println!(
-            "{}",
-            json!({
-                "bench": "socket", "mode": "throughput", "case": call.name,
-                "clients": args.threads, "seconds": wall, "ok": total.ok,
-                "wrong_verdict": total.wrong_verdict, "errors": total.errors,
-                "first_error": total.first_error, "rate_per_s": rate,
-                "all_responses": total.lat.len() as u64 + warm + 2,
-                "p50_us": s.p50, "p90_us": s.p90, "p99_us": s.p99, "max_us": s.max,
-                "mean_us": s.mean,
-            })
-        );
-    } else {
-        println!(
-            "throughput {:<5} {} clients, {:.1} s: {:.0} decisions/s ({} ok); latency p50 {:.1} µs  p90 {:.1} µs  p99 {:.1} µs  max {:.1} µs{}",
-            call.name,
-            args.threads,
-            wall,
-            rate,
-            total.ok,
-            s.p50,
-            s.p90,
-            s.p99,
-            s.max,
-            problems(&total),
-        );
-    }
+    (total, start.elapsed().as_secs_f64(), warm)
 }
 
 fn problems(t: &Tally) -> String {
@@ -393,7 +463,7 @@ fn main() {
     });
     // Fail fast (and clearly) when the daemon is not there or answers wrongly.
     for call in [&ALLOW, &DENY] {
-        let mut reply = vec![0u8; MAX_REPLY_PAYLOAD];
+        let mut reply = vec![0u8; HEADER_LEN + MAX_REPLY_PAYLOAD];
         match round_trip(&socket, &frame(call), &mut reply) {
             Ok(o) => {
                 let right = matches!(
@@ -425,8 +495,15 @@ fn main() {
         }
     }
     if matches!(args.mode, Which::Throughput | Which::Both) {
+        let drivers: &[Driver] = match args.driver {
+            Driver::Both => &[Driver::Threads, Driver::Multiplexed],
+            Driver::Threads => &[Driver::Threads],
+            Driver::Multiplexed => &[Driver::Multiplexed],
+        };
         for c in &calls {
-            throughput(&args, &socket, c);
+            for &d in drivers {
+                throughput(&args, &socket, c, d);
+            }
         }
     }
 }
