@@ -182,12 +182,24 @@ pub fn compute_hash(event: &Value) -> String {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(canonical.as_bytes());
-    format!("sha256:{}", hex::encode(h.finalize()))
+    sha256_text(&h.finalize())
+}
+
+/// `sha256:` and the digest in lowercase hex, written straight into one string.
+pub(crate) fn sha256_text(digest: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(7 + 2 * digest.len());
+    out.push_str("sha256:");
+    for &b in digest {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// `sha256:<hex>` of some bytes.
 pub(crate) fn sha256_tag(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    sha256_text(&Sha256::digest(bytes))
 }
 
 /// Applies the persistence redaction of spec §13.6: `request` and `approval_owner` (keys and
@@ -271,7 +283,15 @@ pub(crate) fn plain_canonical(ev: &Event, timestamp_hole: bool) -> Option<(Strin
     if !ev.compacted_fields.is_empty() {
         return None;
     }
-    let mut out = String::with_capacity(640);
+    // Sized for the whole record at once: growing past 1 KiB costs glibc's allocator a
+    // consolidation pass (a deny names every policy in scope).
+    let d = &ev.decision;
+    let listed = |items: &[std::sync::Arc<str>]| items.iter().map(|s| s.len() + 3).sum::<usize>();
+    let mut out = String::with_capacity(
+        768 + d.message.len()
+            + listed(&d.matched_policies)
+            + d.suggestions.iter().map(|s| s.len() + 3).sum::<usize>(),
+    );
     out.push('{');
     // Top-level keys in JCS (byte = UTF-16 for ASCII) order; optional ones as serde skips them.
     key(&mut out, "agent");

@@ -19,6 +19,7 @@ use super::canonical::{to_canonical_string, write_string_body};
 use super::event::{
     ContinuationHeader, Event, FieldCompaction, Holes, Host, canonical_with_holes, compute_hash,
     fill_identity_defaults, format_timestamp, plain_canonical, redact_event, sha256_tag,
+    sha256_text,
 };
 use super::{
     ANCHOR_FILE, CHECKPOINT_FILE, LOCK_FILE, chain_file_name, chain_files, parse_chain_file_name,
@@ -868,7 +869,7 @@ impl Staged {
                 h.update(&t[holes.prev_hash..ts_at]);
                 h.update(ts);
                 h.update(&t[ts_at..]);
-                let hash = format!("sha256:{}", hex::encode(h.finalize()));
+                let hash = sha256_text(&h.finalize());
                 buf.extend_from_slice(&t[..holes.hash]);
                 buf.extend_from_slice(hash.as_bytes());
                 buf.extend_from_slice(&t[holes.hash..holes.prev_hash]);
