@@ -461,8 +461,14 @@ fn main() {
             });
         home.join("rampart.sock")
     });
+    let calls: Vec<&'static Call> = match args.case {
+        Case::Allow => vec![&ALLOW],
+        Case::Deny => vec![&DENY],
+        Case::Both => vec![&ALLOW, &DENY],
+        Case::Verify => vec![&VERIFY],
+    };
     // Fail fast (and clearly) when the daemon is not there or answers wrongly.
-    for call in [&ALLOW, &DENY] {
+    for &call in &calls {
         let mut reply = vec![0u8; HEADER_LEN + MAX_REPLY_PAYLOAD];
         match round_trip(&socket, &frame(call), &mut reply) {
             Ok(o) => {
@@ -483,12 +489,6 @@ fn main() {
             }
         }
     }
-    let calls: Vec<&'static Call> = match args.case {
-        Case::Allow => vec![&ALLOW],
-        Case::Deny => vec![&DENY],
-        Case::Both => vec![&ALLOW, &DENY],
-        Case::Verify => vec![&VERIFY],
-    };
     if matches!(args.mode, Which::Latency | Which::Both) {
         for c in &calls {
             latency(&args, &socket, c);
