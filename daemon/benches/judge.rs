@@ -28,7 +28,7 @@ fn state(audit: &std::path::Path) -> Arc<AppState> {
     let (events, _) = tokio::sync::broadcast::channel(32);
     let (shutdown, _) = tokio::sync::watch::channel(false);
     Arc::new(AppState {
-        policies: PolicyStore::open(PolicySource::Profile("standard".into()))
+        policies: PolicyStore::open(PolicySource::Profile("standard".into()), None)
             .expect("standard profile"),
         approvals: ApprovalStore::open(Duration::from_secs(120), None).expect("approvals"),
         recorder: Recorder::open(audit, AuditSync::Interval(Duration::from_millis(100)))

@@ -66,6 +66,9 @@ pub struct Approval {
     /// The audit id of the `ask` decision that created it.
     #[serde(default)]
     pub policy_audit_id: String,
+    /// Approved with `persist`, and the exact allow rule is in force.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub persisted: bool,
 }
 
 /// What a new approval is made from.
@@ -217,6 +220,7 @@ impl ApprovalStore {
             resolved_at: None,
             resolved_by: None,
             policy_audit_id: new.policy_audit_id,
+            persisted: false,
         };
         self.write_journal(&JournalEntry::Create {
             approval: Box::new(approval.clone()),
@@ -313,6 +317,19 @@ impl ApprovalStore {
         drop(inner);
         self.notify();
         Ok(Ok(resolved))
+    }
+
+    /// Notes that an approved approval's exact allow rule was written and loaded.
+    pub fn mark_persisted(&self, id: &str) {
+        if let Some(a) = self
+            .inner
+            .lock()
+            .expect("approvals lock")
+            .approvals
+            .get_mut(id)
+        {
+            a.persisted = true;
+        }
     }
 
     /// Consumes the one-shot grant for an identical call, if one is still valid.

@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod auto_allow;
 pub mod call_json;
 pub mod cli;
 pub mod delegate;

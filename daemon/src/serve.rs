@@ -215,7 +215,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| home.join("policies")),
         )
     };
-    let policies = PolicyStore::open(source).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let durable = crate::auto_allow::file_in(&home);
+    let policies = PolicyStore::open(source, Some(durable)).map_err(|e| anyhow::anyhow!("{e}"))?;
     let approvals = ApprovalStore::open(
         args.approval_timeout,
         Some(home.join("pending-approvals.jsonl")),
@@ -359,7 +360,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         audit_sync = ?args.audit_sync,
         strict = args.strict,
         policies = engine.policy_count(),
-        source = %state.policies.source().label(),
+        source = %state.policies.label(),
         socket = %socket_path.display(),
         http = %http_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         token = %&state.token[..state.token.len().min(8)],

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use support::{Auth, Workspace, audit_events, poll, python_dir, python_ok, scrub_env};
+use support::{Api, Auth, Workspace, audit_events, poll, python_dir, python_ok, scrub_env};
 
 fn body(command: &str) -> Value {
     json!({"agent": "test-agent", "session": "test-session", "params": {"command": command}})
@@ -967,4 +967,149 @@ fn undecodable_path_segments_get_json_errors_after_authentication() {
     let r = api.get("/v1/approvals/%FF");
     assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(r.error(), "approval not found");
+}
+
+/// The decision `POST /v1/tool/exec` gives `command` now (a fresh tool_call_id each time).
+fn exec_decision(api: &Api, command: &str, n: usize) -> (u16, Value) {
+    let r = api.tool(
+        "exec",
+        &json!({"agent": "a1", "session": "s1", "tool_call_id": format!("call-{n}"),
+                "params": {"command": command}}),
+    );
+    (r.status, r.json())
+}
+
+#[test]
+fn always_allow_persists_an_exact_rule_until_revoked() {
+    let ws = Workspace::new();
+    let mut d = ws.start(&[]);
+    let api = d.api();
+    let file = ws.home().join("policies").join("auto-allowed.yaml");
+
+    // ask → approve with persist → the exact rule is written, audited and in force.
+    let (status, v) = exec_decision(&api, "deploy prod", 1);
+    assert_eq!(status, 202, "{v}");
+    let id = v["approval_id"].as_str().unwrap().to_string();
+    let r = api.post(
+        &format!("/v1/approvals/{id}/resolve"),
+        &json!({"approved": true, "persist": true, "resolved_by": "ops"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"id": id, "status": "approved", "approved": true, "persisted": true})
+    );
+    assert_eq!(api.approval(&id).json()["persisted"], true);
+    let text = std::fs::read_to_string(&file).expect("auto-allowed.yaml written");
+    assert!(
+        text.contains("command_matches: [\"deploy prod\"]"),
+        "{text}"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions())
+            & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // The same command is allowed from now on, with no approval; anything else still asks,
+    // and the policy's denies still deny.
+    let (status, v) = exec_decision(&api, "deploy prod", 2);
+    assert_eq!((status, &v["decision"]), (200, &json!("allow")), "{v}");
+    assert_eq!(exec_decision(&api, "deploy prod --force", 3).0, 202);
+    assert_eq!(exec_decision(&api, "deploy staging", 4).0, 202);
+    let (_, v) = exec_decision(&api, "touch x-denied-y", 5);
+    assert_eq!(v["decision"], "deny", "{v}");
+
+    // Listed, and audited before it was written.
+    let rules = api.get("/v1/rules/auto-allowed").json()["rules"].clone();
+    assert_eq!(rules.as_array().unwrap().len(), 1, "{rules}");
+    assert_eq!(rules[0]["tool"], "exec");
+    assert_eq!(rules[0]["command_pattern"], "deploy prod");
+    assert_eq!(rules[0]["path_pattern"], "");
+    assert!(rules[0]["created"].is_string(), "{rules}");
+    let name = rules[0]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("auto-allow-deploy-prod-"), "{name}");
+    let audit = std::fs::read_dir(ws.audit_dir())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect::<String>();
+    let authorized = audit
+        .lines()
+        .find(|l| l.contains("approval_persistence_authorized"))
+        .expect("a persistence audit event");
+    let ev: Value = serde_json::from_str(authorized).unwrap();
+    assert_eq!(ev["decision"]["action"], "authorized");
+    assert_eq!(ev["request"]["rule_name"], name.as_str());
+    assert_eq!(ev["request"]["approval_id"], id.as_str());
+
+    // It survives a restart.
+    d.stop();
+    let d = ws.start(&[]);
+    let api = d.api();
+    assert_eq!(exec_decision(&api, "deploy prod", 6).0, 200);
+
+    // Revoked: asked again; revoking twice or without a name is an error.
+    let r = api.request(
+        "DELETE",
+        &format!("/v1/rules/auto-allowed/{name}"),
+        Auth::Token,
+        b"",
+    );
+    assert_eq!((r.status, r.json()), (200, json!({"deleted": true})));
+    assert_eq!(exec_decision(&api, "deploy prod", 7).0, 202);
+    let r = api.request(
+        "DELETE",
+        &format!("/v1/rules/auto-allowed/{name}"),
+        Auth::Token,
+        b"",
+    );
+    assert_eq!((r.status, r.error()), (404, "rule not found".to_string()));
+    let r = api.request("DELETE", "/v1/rules/auto-allowed/", Auth::Token, b"");
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "rule name is required".to_string())
+    );
+    assert!(!file.exists(), "removed with its last rule");
+    let r = api.request("DELETE", "/v1/rules/auto-allowed/x", Auth::None, b"");
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn always_allow_refuses_what_it_cannot_write_exactly_and_leaves_it_pending() {
+    let ws = Workspace::new();
+    let d = ws.start(&[]);
+    let api = d.api();
+    // Quoted: the engine matches the unquoted reading, which other commands share.
+    let (status, v) = exec_decision(&api, "deploy 'a b'", 1);
+    assert_eq!(status, 202, "{v}");
+    let id = v["approval_id"].as_str().unwrap().to_string();
+    let r = api.post(
+        &format!("/v1/approvals/{id}/resolve"),
+        &json!({"approved": true, "persist": true}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.error().contains("cannot persist an exact rule"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(api.approval(&id).json()["status"], "pending");
+    assert!(
+        !ws.home()
+            .join("policies")
+            .join("auto-allowed.yaml")
+            .exists()
+    );
+    // Denying with persist writes nothing either, and is an ordinary denial.
+    let r = api.post(
+        &format!("/v1/approvals/{id}/resolve"),
+        &json!({"approved": false, "persist": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["persisted"], false);
+    assert!(
+        !ws.home()
+            .join("policies")
+            .join("auto-allowed.yaml")
+            .exists()
+    );
 }

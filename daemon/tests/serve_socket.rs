@@ -146,6 +146,58 @@ fn socket_approvals_are_released_by_the_cli() {
 }
 
 #[test]
+fn approve_always_allows_the_exact_command_on_top_of_the_standard_profile() {
+    let ws = Workspace::new();
+    // No --policy: the standard profile runs while $RAMPART_HOME/policies holds no policy
+    // files, and must keep running once "always allow" has written one there.
+    let d = support::Daemon::start(&ws.home(), &["--listen", "127.0.0.1:0"]);
+    let api = d.api();
+    let url = d.url();
+    let prune = ["docker", "system", "prune", "-a"];
+
+    let mut c = SockConn::connect(&d.socket);
+    c.send(&exec_frame("/usr/bin/docker", &prune, "sock"));
+    let id = match c.reply() {
+        Some(Reply::Pending { approval_id }) => approval_id,
+        other => panic!("expected Pending, got {other:?}"),
+    };
+    let out = ws.cli(&["approve", &id, "--always", "--url", &url]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("always allowed from now on"),
+        "{out:?}"
+    );
+    assert_eq!(c.reply(), Some(Reply::Allow), "released with Allow");
+
+    // Asked no more; a different command still is, and the profile's denies still deny.
+    let frame = exec_frame("/usr/bin/docker", &prune, "sock");
+    assert_eq!(socket_decision(&d.socket, &frame), Reply::Allow);
+    let other = exec_frame(
+        "/usr/bin/docker",
+        &["docker", "system", "prune", "-af"],
+        "sock",
+    );
+    let mut c = SockConn::connect(&d.socket);
+    c.send(&other);
+    assert!(matches!(c.reply(), Some(Reply::Pending { .. })));
+    drop(c);
+    let rm = exec_frame("/usr/bin/rm", &["rm", "-rf", "/"], "sock");
+    assert!(matches!(
+        socket_decision(&d.socket, &rm),
+        Reply::Deny { .. }
+    ));
+    let status = api.get("/v1/status").json();
+    let source = status["config_path"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        source.starts_with("embedded:standard + ") && source.ends_with("auto-allowed.yaml"),
+        "{status}"
+    );
+}
+
+#[test]
 fn socket_approvals_expire_and_deny() {
     let ws = Workspace::new();
     let d = ws.start(&["--approval-timeout", "2s"]);

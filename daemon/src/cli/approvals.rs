@@ -37,6 +37,17 @@ pub struct ResolveArgs {
     daemon: DaemonArgs,
 }
 
+#[derive(Args, Debug)]
+pub struct ApproveArgs {
+    #[command(flatten)]
+    resolve: ResolveArgs,
+    /// Also allow this exact command (or path) from now on, without asking: an exact rule
+    /// is added to ~/.rampart/policies/auto-allowed.yaml (list and revoke them with
+    /// `GET`/`DELETE /v1/rules/auto-allowed`). Policy denies still win over it.
+    #[arg(long)]
+    always: bool,
+}
+
 fn client(d: &DaemonArgs) -> anyhow::Result<(reqwest::Client, String, String)> {
     let token = admin_token(&rampart_home())?;
     let client = reqwest::Client::builder()
@@ -100,7 +111,17 @@ pub fn list(a: ListArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-pub fn resolve(a: ResolveArgs, approved: bool) -> anyhow::Result<u8> {
+/// `rampart approve`.
+pub fn approve(a: ApproveArgs) -> anyhow::Result<u8> {
+    resolve(a.resolve, true, a.always)
+}
+
+/// `rampart deny`.
+pub fn deny(a: ResolveArgs) -> anyhow::Result<u8> {
+    resolve(a, false, false)
+}
+
+fn resolve(a: ResolveArgs, approved: bool, always: bool) -> anyhow::Result<u8> {
     refuse_under_library()?;
     let (client, url, token) = client(&a.daemon)?;
     let who = std::env::var("USER").unwrap_or_else(|_| "cli".into());
@@ -108,14 +129,28 @@ pub fn resolve(a: ResolveArgs, approved: bool) -> anyhow::Result<u8> {
         let resp = client
             .post(format!("{url}/v1/approvals/{}/resolve", a.id))
             .bearer_auth(&token)
-            .json(&json!({"approved": approved, "resolved_by": format!("cli:{who}"), "reason": a.reason}))
+            .json(&json!({
+                "approved": approved, "resolved_by": format!("cli:{who}"), "reason": a.reason,
+                "persist": always,
+            }))
             .send()
             .await?;
         let status = resp.status();
         Ok::<_, anyhow::Error>((status, resp.json().await?))
     })?;
     if status.is_success() {
-        println!("{} {}", a.id, body["status"].as_str().unwrap_or(""));
+        let persisted = if body["persisted"] == true {
+            " (always allowed from now on)"
+        } else if always {
+            " (once: the rule could not be saved; see the daemon's log)"
+        } else {
+            ""
+        };
+        println!(
+            "{} {}{persisted}",
+            a.id,
+            body["status"].as_str().unwrap_or("")
+        );
         Ok(0)
     } else {
         eprintln!(

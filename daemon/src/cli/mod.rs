@@ -59,7 +59,7 @@ pub enum Command {
     /// List approvals waiting for a human (asks the running daemon).
     Approvals(approvals::ListArgs),
     /// Approve a pending approval: the waiting command runs.
-    Approve(approvals::ResolveArgs),
+    Approve(approvals::ApproveArgs),
     /// Deny a pending approval: the waiting command is blocked.
     Deny(approvals::ResolveArgs),
     /// Run a command (an agent) under librampart.so: every program it or its descendants
@@ -82,8 +82,8 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Audit(a) => audit::run(a),
         Command::Approvals(a) => report(approvals::list(a)),
-        Command::Approve(a) => report(approvals::resolve(a, true)),
-        Command::Deny(a) => report(approvals::resolve(a, false)),
+        Command::Approve(a) => report(approvals::approve(a)),
+        Command::Deny(a) => report(approvals::deny(a)),
         Command::Preload(a) => report(preload::run(a)),
     };
     ExitCode::from(code)

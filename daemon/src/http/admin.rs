@@ -71,7 +71,7 @@ pub async fn status(State(state): State<Shared>, headers: HeaderMap) -> Response
     json_response(
         StatusCode::OK,
         &json!({
-            "config_path": state.policies.source().label(),
+            "config_path": state.policies.label(),
             "mode": state.mode.as_str(),
             "default_action": engine.default_action().as_str(),
             "policy_count": engine.policy_count(),

@@ -1,4 +1,6 @@
-//! `GET /v1/approvals`, `GET /v1/approvals/{id}`, `POST /v1/approvals/{id}/resolve`.
+//! `GET /v1/approvals`, `GET /v1/approvals/{id}`, `POST /v1/approvals/{id}/resolve` (with
+//! `persist`, "always allow"), and the rules it writes: `GET /v1/rules/auto-allowed`,
+//! `DELETE /v1/rules/auto-allowed/{name}`.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -9,7 +11,9 @@ use serde_json::{Map, Value, json};
 
 use super::{Body, Shared, authenticate, decode_object, error, json_response, rfc3339};
 use crate::approvals::{Approval, ApprovalError, Status};
+use crate::auto_allow::{self, AllowRule, Field};
 use crate::recorder::Record;
+use crate::state::AppState;
 
 fn item(a: &Approval) -> Value {
     let mut m = json!({
@@ -91,7 +95,7 @@ pub async fn get_one(
     if a.status != Status::Pending {
         v["resolved_at"] = json!(a.resolved_at.map(rfc3339));
         v["resolved_by"] = json!(a.resolved_by);
-        v["persisted"] = Value::Bool(false);
+        v["persisted"] = Value::Bool(a.persisted);
     }
     json_response(StatusCode::OK, &v)
 }
@@ -132,6 +136,23 @@ pub async fn resolve(
         .get("reason")
         .and_then(Value::as_str)
         .map(str::to_string);
+    // "Always allow" is checked before anything changes: a call no exact rule can be written
+    // for is refused and its approval stays pending (HTTP API spec §7.6).
+    let rule = match (approved && persist, state.approvals.get(&id)) {
+        (true, Some(a)) if a.status == Status::Pending => {
+            let Some(file) = state.policies.durable_file() else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "this daemon has no durable-allow file; approve without persist",
+                );
+            };
+            match AllowRule::exact(&a.tool, &a.command, Utc::now()) {
+                Ok(r) => Some((r, file.to_path_buf())),
+                Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+            }
+        }
+        _ => None,
+    };
     let resolution = if approved { "approved" } else { "denied" };
     let result = state
         .approvals
@@ -167,10 +188,14 @@ pub async fn resolve(
         });
     match result {
         Ok(Ok(a)) => {
+            let persisted = match rule {
+                Some((rule, file)) => persist_rule(&state, &a, &by, &rule, &file),
+                None => false,
+            };
             state.announce_approvals();
             json_response(
                 StatusCode::OK,
-                &json!({"id": a.id, "status": a.status.as_str(), "approved": approved, "persisted": false}),
+                &json!({"id": a.id, "status": a.status.as_str(), "approved": approved, "persisted": persisted}),
             )
         }
         Ok(Err(_)) => error(
@@ -183,5 +208,125 @@ pub async fn resolve(
             "approval already resolved; URL cannot be reused",
         ),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// Writes an approved call's exact allow rule: audited first (`approval_persistence_authorized`),
+/// then appended to the durable-allow file and loaded. True when the rule is in force; a
+/// failure is logged and leaves the approval approved once, as if without `persist`.
+fn persist_rule(
+    state: &AppState,
+    a: &Approval,
+    by: &str,
+    rule: &AllowRule,
+    file: &std::path::Path,
+) -> bool {
+    let mut request = Map::new();
+    request.insert(
+        "action".into(),
+        Value::from("approval_persistence_authorized"),
+    );
+    request.insert("tool".into(), Value::from(a.tool.clone()));
+    request.insert("command".into(), Value::from(a.command.clone()));
+    request.insert("approval_id".into(), Value::from(a.id.clone()));
+    request.insert("rule_name".into(), Value::from(rule.name.clone()));
+    let key = match rule.field {
+        Field::Command => "command_pattern",
+        Field::Path => "path_pattern",
+    };
+    request.insert(key.into(), Value::from(rule.pattern.clone()));
+    request.insert("file".into(), Value::from(file.display().to_string()));
+    let audited = state.recorder.record_blocking(Record {
+        tool: a.tool.clone(),
+        agent: a.agent.clone(),
+        session: a.session.clone(),
+        run_id: a.run_id.clone(),
+        tool_call_id: a.tool_call_id.clone(),
+        request,
+        action: "authorized".into(),
+        message: format!("exact allow rule {} persisted by {by}", rule.name),
+        ..Record::default()
+    });
+    if audited.is_err() {
+        tracing::error!(approval = %a.id, "always-allow not persisted: the audit trail is unavailable");
+        return false;
+    }
+    if let Err(e) = auto_allow::add(file, rule) {
+        tracing::error!(approval = %a.id, "always-allow not persisted: {e}");
+        return false;
+    }
+    match state.policies.reload() {
+        Ok(_) => {
+            tracing::info!(approval = %a.id, rule = %rule.name, "always-allow rule persisted");
+            state.approvals.mark_persisted(&a.id);
+            true
+        }
+        Err(e) => {
+            tracing::error!(approval = %a.id, "always-allow rule written but the policy did not reload: {e}");
+            false
+        }
+    }
+}
+
+/// `GET /v1/rules/auto-allowed`: the exact allow rules in force, in file order.
+pub async fn auto_allowed(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(r) = authenticate(&state, &headers, None) {
+        return r;
+    }
+    let Some(file) = state.policies.durable_file() else {
+        return json_response(StatusCode::OK, &json!({"rules": []}));
+    };
+    match auto_allow::rules(file) {
+        Ok(rules) => {
+            let items: Vec<Value> = rules
+                .iter()
+                .enumerate()
+                .map(|(index, r)| {
+                    let (command, path) = match r.field {
+                        Field::Command => (r.pattern.as_str(), ""),
+                        Field::Path => ("", r.pattern.as_str()),
+                    };
+                    json!({
+                        "index": index, "tool": r.tool, "command_pattern": command,
+                        "path_pattern": path, "name": r.name,
+                        "created": r.created().map(rfc3339),
+                    })
+                })
+                .collect();
+            json_response(StatusCode::OK, &json!({"rules": items}))
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `DELETE /v1/rules/auto-allowed/{name}`: revokes one rule and reloads the policy.
+pub async fn revoke_auto_allowed(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    if let Err(r) = authenticate(&state, &headers, None) {
+        return r;
+    }
+    let name = name.map(|Path(n)| n).unwrap_or_default();
+    if name.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "rule name is required");
+    }
+    let Some(file) = state.policies.durable_file() else {
+        return error(StatusCode::NOT_FOUND, "rule not found");
+    };
+    match auto_allow::remove(file, name.trim()) {
+        Ok(true) => {
+            if let Err(e) = state.policies.reload() {
+                tracing::error!(
+                    "auto-allowed rule {name} removed but the policy did not reload: {e}"
+                );
+                return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+            }
+            tracing::info!(rule = %name, "always-allow rule revoked");
+            json_response(StatusCode::OK, &json!({"deleted": true}))
+        }
+        Ok(false) => error(StatusCode::NOT_FOUND, "rule not found"),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

@@ -13,7 +13,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
 
 use crate::home::tokens_equal;
@@ -42,6 +42,18 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/v1/approvals/{id}/resolve",
             post(approvals::resolve).fallback(not_found),
+        )
+        .route(
+            "/v1/rules/auto-allowed",
+            get(approvals::auto_allowed).fallback(not_found),
+        )
+        .route(
+            "/v1/rules/auto-allowed/",
+            delete(approvals::revoke_auto_allowed).fallback(not_found),
+        )
+        .route(
+            "/v1/rules/auto-allowed/{name}",
+            delete(approvals::revoke_auto_allowed).fallback(not_found),
         )
         .route("/v1/status", get(admin::status).fallback(not_found))
         .route("/v1/policy/reload", post(admin::reload).fallback(not_found))
