@@ -461,7 +461,7 @@ fn compact(path: &Path, inner: &Inner) -> std::io::Result<()> {
             text.push('\n');
         }
     }
-    crate::home::write_private_atomically(path, text.as_bytes())
+    crate::home::write_private_atomically(path, text.as_bytes(), true)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! [`PolicyStore`]: crate::policy_store::PolicyStore
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -332,23 +332,9 @@ fn render(rules: &[AllowRule]) -> String {
 fn write_atomic(file: &Path, text: &str) -> Result<(), PersistError> {
     let dir = file.parent().unwrap_or(Path::new("."));
     crate::home::ensure_private_dir(dir).map_err(|e| PersistError::file(dir, e))?;
-    let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
-    let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)?;
-        File::open(dir)?.sync_all()
-    })();
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        PersistError::file(file, e)
-    })
+    crate::home::write_private_atomically(file, text.as_bytes(), true)
+        .and_then(|()| File::open(dir)?.sync_all())
+        .map_err(|e| PersistError::file(file, e))
 }
 
 /// An exclusive `flock` on a lock file next to the rules, held while they are read and

@@ -47,12 +47,14 @@ pub fn admin_token(home: &Path) -> io::Result<String> {
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
     ensure_private_dir(home)?;
-    write_private_atomically(&path, token.as_bytes())?;
+    write_private_atomically(&path, token.as_bytes(), true)?;
     Ok(token)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, mode 0600.
-pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to `path` through a temporary file and a rename, mode 0600, so a reader
+/// sees the old file or the new one, whole; with `sync`, the data reaches the disk before
+/// the rename.
+pub fn write_private_atomically(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     {
         let mut f = std::fs::OpenOptions::new()
@@ -62,7 +64,9 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
     }
     std::fs::rename(&tmp, path)
 }

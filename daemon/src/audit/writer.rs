@@ -1381,24 +1381,6 @@ pub(crate) fn read_anchor(dir: &Path) -> io::Result<Option<Result<Anchor, String
     }
 }
 
-/// Replaces `path` through a temporary file and a rename (mode 0600), without fsync.
-fn replace_file(path: &Path, bytes: &[u8], fsync: bool) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        if fsync {
-            f.sync_all()?;
-        }
-    }
-    std::fs::rename(&tmp, path)
-}
-
 /// The checkpoint is padded with spaces to a multiple of this, so rewriting it in place
 /// (one `pwrite` at offset 0) practically never needs a truncation.
 const CHECKPOINT_BLOCK: usize = 512;
@@ -1467,7 +1449,7 @@ fn write_checkpoint(dir: &Path, st: &ChainState) -> io::Result<()> {
 fn write_anchor(dir: &Path, anchor: &Anchor, fsync: bool) -> io::Result<()> {
     let mut bytes = serde_json::to_vec(anchor).map_err(io::Error::other)?;
     bytes.push(b'\n');
-    replace_file(&dir.join(ANCHOR_FILE), &bytes, fsync)
+    crate::home::write_private_atomically(&dir.join(ANCHOR_FILE), &bytes, fsync)
 }
 
 fn read_range(path: &Path, start: u64, len: u64) -> io::Result<Option<Vec<u8>>> {
