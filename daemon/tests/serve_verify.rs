@@ -170,3 +170,39 @@ fn a_slow_verifier_is_cut_off_at_the_timeout() {
         started.elapsed()
     );
 }
+
+#[test]
+fn an_enforcing_preflight_audits_the_verifiers_answer_before_giving_it() {
+    let ws = workspace();
+    let (url, seen) = http_stub(
+        r#"{"decision":"allow","reason":"a local test listener","model":"stand-in-1"}"#,
+        Duration::ZERO,
+    );
+    let d = ws.start(&["--verify-url", &url]);
+    let api = d.api();
+    let mut call = exec("nc -l 4444");
+    call["enforce"] = json!(true);
+    let r = api.preflight("exec", &call);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["allowed"], true, "{body}");
+    assert_eq!(body["decision"], "allow");
+    assert_eq!(body["policy_decision"], "verify");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    // Two events: the policy's `verify`, then the verifier's answer, whose id is returned.
+    let events = audit_events(&ws.audit_dir());
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["decision"]["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(actions, ["verify", "allow"], "{events:?}");
+    let answer = &events[1];
+    assert_eq!(body["audit_id"], answer["id"]);
+    assert_eq!(answer["decision"]["message"], body["message"]);
+    assert_eq!(answer["request"]["verify_cache"], "miss");
+    // A preview (no enforce) asks nobody and writes one event.
+    let r = api.preflight("exec", &exec("nc -l 5555"));
+    assert_eq!(r.json()["decision"], "verify");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(audit_events(&ws.audit_dir()).len(), 3);
+}

@@ -114,6 +114,29 @@ fn observe_only(m: &mut Map<String, Value>, d: &Decision) {
     }
 }
 
+/// The delegate's answer to a `webhook`/`verify` decision, audited as a second event.
+struct Delegated {
+    verdict: crate::delegate::Verdict,
+    audit_id: String,
+}
+
+/// Asks the webhook or the verifier about a `webhook`/`verify` decision and audits its
+/// answer before it is given (an audit failure in enforce mode is the 503 answer).
+async fn delegate_and_audit(
+    state: &AppState,
+    c: &Canonical,
+    body: &Map<String, Value>,
+    d: &Decision,
+) -> Result<Delegated, Response> {
+    let verdict = delegated_outcome(state, c, body, d).await;
+    let mut second = record_of(c, body, d);
+    second.action = if verdict.allowed { "allow" } else { "deny" }.into();
+    second.message = verdict.message.clone();
+    crate::delegate::annotate(&mut second.request, &verdict, d.action);
+    let audit_id = audit(state, second, true).await?.unwrap_or_default();
+    Ok(Delegated { verdict, audit_id })
+}
+
 /// Asks the webhook or the verifier about a `webhook`/`verify` decision.
 async fn delegated_outcome(
     state: &AppState,
@@ -215,19 +238,17 @@ pub async fn tool(
         match d.action {
             Action::Deny => status = StatusCode::FORBIDDEN,
             Action::Webhook | Action::Verify => {
-                let verdict = delegated_outcome(&state, &c, &body, &d).await;
-                let (allowed, message) = (verdict.allowed, verdict.message.clone());
+                let Delegated {
+                    verdict,
+                    audit_id: id,
+                } = match delegate_and_audit(&state, &c, &body, &d).await {
+                    Ok(x) => x,
+                    Err(r) => return r,
+                };
+                let (allowed, message) = (verdict.allowed, verdict.message);
                 if let Some(m) = &verdict.model {
                     out.insert("verify_model".into(), Value::from(m.clone()));
                 }
-                let mut second = record_of(&c, &body, &d);
-                second.action = if allowed { "allow" } else { "deny" }.into();
-                second.message = message.clone();
-                crate::delegate::annotate(&mut second.request, &verdict, d.action);
-                let id = match audit(&state, second, true).await {
-                    Ok(id) => id.unwrap_or_default(),
-                    Err(r) => return r,
-                };
                 out.insert("policy_decision".into(), Value::from(d.action.as_str()));
                 out.insert("allowed".into(), Value::Bool(allowed));
                 out.insert(
@@ -567,8 +588,14 @@ pub async fn preflight(
         observe_only(&mut out, &d);
         out.insert("enforced".into(), Value::Bool(false));
     } else if enforced && d.action == Action::Verify {
-        let verdict = delegated_outcome(&state, &c, &body, &d).await;
+        // The verifier's answer is a decision of its own: audited before it is given.
+        let Delegated { verdict, audit_id } = match delegate_and_audit(&state, &c, &body, &d).await
+        {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
         let (allowed, message) = (verdict.allowed, verdict.message);
+        out.insert("audit_id".into(), Value::from(audit_id));
         out.insert("policy_decision".into(), Value::from("verify"));
         out.insert("allowed".into(), Value::Bool(allowed));
         out.insert(
