@@ -4,7 +4,7 @@
 //! from here). The provider's verdict decides whether the program runs; a repeat is answered
 //! from the daemon's verdict cache without reaching the provider; secrets never reach it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -35,28 +35,8 @@ fn provider() -> (String, Arc<Mutex<Vec<String>>>) {
             let Ok(mut s) = stream else { continue };
             let log = log.clone();
             std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let body = loop {
-                    let n = s.read(&mut chunk).unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            break text[end + 4..end + 4 + len].to_string();
-                        }
-                    }
+                let Some(body) = rampart_testkit::read_request_body(&mut s) else {
+                    return;
                 };
                 let verdict = if body.contains("zebra") {
                     "DENY: looks like exfiltration"
@@ -70,11 +50,7 @@ fn provider() -> (String, Arc<Mutex<Vec<String>>>) {
                                  "message": {"role": "assistant", "content": verdict}}],
                 })
                 .to_string();
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-                let _ = s.write_all(reply.as_bytes());
+                rampart_testkit::write_json_response(&mut s, &answer);
             });
         }
     });

@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
-use rampart_proto::{EPERM, EntryPoint, Flags, HEADER_LEN, MAGIC, Mode, Reply, RequestRef};
+use rampart_proto::{EPERM, EntryPoint, Flags, HEADER_LEN, MAGIC, Mode, Reply};
 use serde_json::{Value, json};
 use support::{
     SockConn, Workspace, audit_events, chain_files, copy_dir, exec_frame, poll, python_dir,
@@ -557,35 +557,13 @@ fn sigterm_while_idle_exits_cleanly_and_removes_the_socket() {
         "the HTTP port is closed"
     );
     // The audit trail is intact after shutdown.
-    let out = ws.cli(&[
-        "audit",
-        "verify",
-        "--audit-dir",
-        ws.audit_dir().to_str().unwrap(),
-    ]);
+    let out = ws.verify_audit();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
 /// A request as the library would send it, with its flags and mode.
 fn flagged_frame(path: &str, argv: &[&str], flags: Flags, mode: Mode) -> Vec<u8> {
-    let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
-    let req = RequestRef {
-        entry: EntryPoint::Execve,
-        flags,
-        mode,
-        pid: std::process::id() as i32,
-        ppid: 1,
-        // SAFETY: getuid has no preconditions.
-        uid: unsafe { libc::getuid() },
-        path: path.as_bytes(),
-        requested: path.as_bytes(),
-        cwd: b"/tmp",
-        agent: b"sock",
-        session: b"socket-e2e",
-        interpreter: None,
-        argv: &argv,
-    };
-    rampart_proto::encode_request_to_vec(&req).expect("encode request")
+    support::frame_with(EntryPoint::Execve, path, argv, "sock", flags, mode)
 }
 
 /// The audit event of the last decision on `command`.
@@ -878,11 +856,6 @@ fn audit_sync_always_answers_after_the_sync_and_the_chain_verifies() {
     // Every answered decision is in the files before the daemon stops.
     assert_eq!(audit_events(&ws.audit_dir()).len(), 160);
     d.stop();
-    let out = ws.cli(&[
-        "audit",
-        "verify",
-        "--audit-dir",
-        ws.audit_dir().to_str().unwrap(),
-    ]);
+    let out = ws.verify_audit();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }

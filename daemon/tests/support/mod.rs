@@ -127,6 +127,12 @@ impl Workspace {
         Daemon::start(&self.home(), &args)
     }
 
+    /// `rampart audit verify` of this workspace's audit trail.
+    pub fn verify_audit(&self) -> Output {
+        let dir = self.audit_dir().display().to_string();
+        self.cli(&["audit", "verify", "--audit-dir", &dir])
+    }
+
     /// Runs a `rampart` CLI command with this workspace's `RAMPART_HOME`.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(BIN);
@@ -141,40 +147,7 @@ impl Workspace {
 
 /// Runs `cmd` to completion, killing it after `limit`.
 pub fn output_with_timeout(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    }
+    rampart_testkit::output_with_timeout(&mut cmd, limit)
 }
 
 /// A running `rampart serve`; killed when dropped.
@@ -586,11 +559,23 @@ pub fn shell_frame(command: &str, agent: &str) -> Vec<u8> {
 }
 
 pub fn frame(entry: EntryPoint, path: &str, argv: &[&str], agent: &str) -> Vec<u8> {
+    frame_with(entry, path, argv, agent, Flags::empty(), Mode::Enforce)
+}
+
+/// [`frame`] with what the library found out about the target and the library's mode.
+pub fn frame_with(
+    entry: EntryPoint,
+    path: &str,
+    argv: &[&str],
+    agent: &str,
+    flags: Flags,
+    mode: Mode,
+) -> Vec<u8> {
     let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
     let req = RequestRef {
         entry,
-        flags: Flags::empty(),
-        mode: Mode::Enforce,
+        flags,
+        mode,
         pid: std::process::id() as i32,
         ppid: 1,
         // SAFETY: getuid has no preconditions.
@@ -773,37 +758,10 @@ pub fn http_stub(
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            // Read the head, then Content-Length bytes of body.
-            let body = loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break String::new();
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let len = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if buf.len() >= end + 4 + len {
-                        break text[end + 4..end + 4 + len].to_string();
-                    }
-                }
-            };
+            let body = rampart_testkit::read_request_body(&mut s).unwrap_or_default();
             log.lock().unwrap().push(body);
             std::thread::sleep(delay);
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-            let _ = s.write_all(reply.as_bytes());
+            rampart_testkit::write_json_response(&mut s, answer);
         }
     });
     (url, seen)
