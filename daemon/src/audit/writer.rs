@@ -173,7 +173,7 @@ pub(crate) struct Anchor {
 /// [`verify`](super::verify()) first and refuses to start on a broken chain.
 pub struct AuditLog {
     dir: PathBuf,
-    host: Host,
+    host: Arc<Host>,
     max_record_bytes: usize,
     sync: AuditSync,
     shared: Arc<Shared>,
@@ -336,7 +336,7 @@ impl AuditLog {
             .truncate(false)
             .mode(0o600)
             .open(dir.join(LOCK_FILE))?;
-        let host = opts.host.clone().unwrap_or_else(Host::local);
+        let host = Arc::new(opts.host.clone().unwrap_or_else(Host::local));
         let max_record_bytes = opts.max_record_bytes;
         let sync = opts.sync;
         let exclusive = opts.exclusive;
@@ -1881,11 +1881,11 @@ mod tests {
                 String::new()
             };
             if self.below(3) == 0 {
-                e.host = Some(Host {
+                e.host = Some(Arc::new(Host {
                     hostname: self.string(),
                     os: self.string(),
                     arch: self.string(),
-                });
+                }));
             }
             for _ in 0..self.below(4) {
                 let k = self.string();
@@ -2350,7 +2350,7 @@ mod tests {
             assert!(matches!(log.prepare(e.clone()), Prepared::Ready(_)));
             let mut expected = e.clone();
             expected.schema_version = crate::audit::SCHEMA_VERSION.into();
-            expected.host = Some(host.clone());
+            expected.host = Some(Arc::new(host.clone()));
             expected.timestamp = format_timestamp(t);
             expected.prev_hash = long_prev;
             compact(&mut expected, max).unwrap();
