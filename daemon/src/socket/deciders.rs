@@ -133,6 +133,12 @@ fn run(shared: &Shared) {
     }
 }
 
+/// How long a decider waits for the request of a client that has connected but not sent
+/// yet, before handing the connection to the runtime. Long enough for a client that the
+/// decider's own wake-up pushed off its CPU; short, because a decider waiting serves no one
+/// else.
+const LATE_REQUEST_WAIT: Duration = Duration::from_micros(500);
+
 /// One connection: checked, peeked, judged and answered here when it can be, handed to
 /// the runtime otherwise.
 fn serve(shared: &Shared, stream: StdUnixStream) {
@@ -147,7 +153,7 @@ fn serve(shared: &Shared, stream: StdUnixStream) {
         tracing::warn!(uid, "socket peer with a uid that is not allowed; closing");
         return;
     }
-    let rest = match peek_request(&stream) {
+    let rest = match peek_request(&stream, LATE_REQUEST_WAIT) {
         Ok(Some(queued)) => match judge(&shared.state, queued.request) {
             Judged::Reply(reply) => return reply_blocking(&stream, &reply, queued.len),
             Judged::Delegate(d) => {

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
+use std::time::{Duration, Instant};
 
 use rampart_proto::{HEADER_LEN, Reply, ReplyRef, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -57,36 +58,88 @@ pub struct Queued {
     pub len: usize,
 }
 
-/// The request, if it is already queued whole; `Ok(None)` when it is not (yet), or the
-/// peer closed: the general path then reads or reports it. A complete frame that does not
-/// decode is an error.
-pub fn peek_request(stream: &StdUnixStream) -> Result<Option<Queued>, String> {
+/// What one peek found.
+enum Peeked {
+    Whole(Queued),
+    /// Not a byte queued yet: the client has connected but not sent.
+    Nothing,
+    /// Part of a request, a request too large to peek, or the end of the stream: for the
+    /// general path.
+    Elsewhere,
+}
+
+/// The request, once it is queued whole, waiting up to `wait` for a client that has
+/// connected but not sent yet; `Ok(None)` when it is not (yet), or the peer closed: the
+/// general path then reads or reports it. A complete frame that does not decode is an
+/// error.
+///
+/// The wait is for a client caught between `connect` and `send`: on a busy CPU the kernel
+/// often runs the woken decider before the client that woke it. Sleeping here hands the
+/// CPU straight back to the client, whose `send` wakes the decider again, which costs far
+/// less than passing the connection to the runtime (a worker woken, a blocking thread for
+/// the audit write, and the reply from there). Only an empty queue is waited on: a client
+/// that sends part of a frame is read as it arrives by the general path.
+pub fn peek_request(stream: &StdUnixStream, wait: Duration) -> Result<Option<Queued>, String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match peek_once(stream)? {
+            Peeked::Whole(q) => return Ok(Some(q)),
+            Peeked::Elsewhere => return Ok(None),
+            Peeked::Nothing => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || !readable_within(stream, left) {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+fn peek_once(stream: &StdUnixStream) -> Result<Peeked, String> {
     let mut first = [0u8; FIRST_READ];
     let peek = |buf: &mut [u8]| recv_now(stream, buf, libc::MSG_PEEK).map_err(|e| e.to_string());
     let Some(n) = peek(&mut first)? else {
-        return Ok(None);
+        return Ok(Peeked::Nothing);
     };
     if n < HEADER_LEN {
-        return Ok(None);
+        return Ok(Peeked::Elsewhere);
     }
     let header: &[u8; HEADER_LEN] = first[..HEADER_LEN].try_into().expect("HEADER_LEN bytes");
     let (_, len) = rampart_proto::read_frame_len(header).map_err(|e| e.to_string())?;
     let total = HEADER_LEN + len;
     if total <= n {
         let request = rampart_proto::decode_request(&first[..total]).map_err(|e| e.to_string())?;
-        return Ok(Some(Queued { request, len: n }));
+        return Ok(Peeked::Whole(Queued { request, len: n }));
     }
     if total > PEEK_MAX {
-        return Ok(None);
+        return Ok(Peeked::Elsewhere);
     }
     let mut whole = vec![0u8; total];
     match peek(&mut whole)? {
         Some(m) if m >= total => {
             let request = rampart_proto::decode_request(&whole).map_err(|e| e.to_string())?;
-            Ok(Some(Queued { request, len: m }))
+            Ok(Peeked::Whole(Queued { request, len: m }))
         }
-        _ => Ok(None),
+        _ => Ok(Peeked::Elsewhere),
     }
+}
+
+/// Sleeps until `stream` has something to read (or its peer hung up), for at most
+/// `timeout`; `false` when the time ran out. An interrupted wait counts as readable: the
+/// caller peeks again and checks its deadline.
+fn readable_within(stream: &StdUnixStream, timeout: Duration) -> bool {
+    let mut fd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `fd` is one valid pollfd, `ts` a valid timespec; no signal mask is changed.
+    let rc = unsafe { libc::ppoll(&mut fd, 1, &ts, std::ptr::null()) };
+    rc != 0
 }
 
 /// Consumes `len` queued bytes (the answered request). Bytes after the request, if any,
@@ -328,19 +381,60 @@ mod tests {
             let bytes = frame(size);
             let (mut client, server) = StdUnixStream::pair().unwrap();
             std::io::Write::write_all(&mut client, &bytes).unwrap();
-            let q = peek_request(&server).unwrap().expect("queued whole");
+            let q = peek_request(&server, Duration::ZERO)
+                .unwrap()
+                .expect("queued whole");
             assert_eq!(q.request, rampart_proto::decode_request(&bytes).unwrap());
             assert_eq!(q.len, bytes.len());
             // still queued: a second peek sees it again
-            assert!(peek_request(&server).unwrap().is_some());
+            assert!(peek_request(&server, Duration::ZERO).unwrap().is_some());
             discard(&server, q.len);
-            assert!(peek_request(&server).unwrap().is_none());
+            assert!(peek_request(&server, Duration::ZERO).unwrap().is_none());
         }
         // half a request is not taken
         let bytes = frame(10);
         let (mut client, server) = StdUnixStream::pair().unwrap();
         std::io::Write::write_all(&mut client, &bytes[..bytes.len() - 1]).unwrap();
-        assert!(peek_request(&server).unwrap().is_none());
+        assert!(peek_request(&server, Duration::ZERO).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_decider_waits_briefly_for_a_request_not_sent_yet() {
+        let bytes = frame(10);
+        // sent while the peek waits: taken
+        let (mut client, server) = StdUnixStream::pair().unwrap();
+        let sent = bytes.clone();
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            std::io::Write::write_all(&mut client, &sent).unwrap();
+            client
+        });
+        let q = peek_request(&server, Duration::from_secs(5)).unwrap();
+        let _client = sender.join().unwrap();
+        assert_eq!(
+            q.expect("taken once sent").request,
+            rampart_proto::decode_request(&bytes).unwrap()
+        );
+        // never sent: given up after the wait, nothing taken
+        let (_client, server) = StdUnixStream::pair().unwrap();
+        assert!(
+            peek_request(&server, Duration::from_millis(20))
+                .unwrap()
+                .is_none()
+        );
+        // closed without a byte, or half a request: not waited for
+        for queued in [&[][..], &bytes[..bytes.len() - 1]] {
+            let (mut client, server) = StdUnixStream::pair().unwrap();
+            std::io::Write::write_all(&mut client, queued).unwrap();
+            let _open = (!queued.is_empty()).then_some(client);
+            let t = Instant::now();
+            assert!(
+                peek_request(&server, Duration::from_secs(30))
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(t.elapsed() < Duration::from_secs(10), "returned at once");
+        }
     }
 
     #[test]
