@@ -80,12 +80,14 @@ enum Peeked {
 /// the audit write, and the reply from there). Only an empty queue is waited on: a client
 /// that sends part of a frame is read as it arrives by the general path.
 pub fn peek_request(stream: &StdUnixStream, wait: Duration) -> Result<Option<Queued>, String> {
-    let deadline = Instant::now() + wait;
+    // Taken only once the queue is found empty: the common case never reads the clock.
+    let mut deadline = None;
     loop {
         match peek_once(stream)? {
             Peeked::Whole(q) => return Ok(Some(q)),
             Peeked::Elsewhere => return Ok(None),
             Peeked::Nothing => {
+                let deadline = *deadline.get_or_insert_with(|| Instant::now() + wait);
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() || !readable_within(stream, left) {
                     return Ok(None);

@@ -112,7 +112,7 @@ pub fn judge(state: &AppState, req: Request) -> Judged {
         params,
         ..ToolCall::default()
     };
-    let d = state.decide(&call, true);
+    let mut d = state.decide(&call, true);
     // A library in monitor mode only reports: the decision is made and audited as usual,
     // but it is answered with Allow and nothing is acted on.
     let library_monitor = req.mode == rampart_proto::Mode::Monitor;
@@ -145,7 +145,14 @@ pub fn judge(state: &AppState, req: Request) -> Judged {
     if library_monitor {
         request.insert("library_mode".into(), Value::from(req.mode.as_str()));
     }
-    let mut matched_policies = d.matched_policies.clone();
+    // A deny names every policy in scope: moved into the record unless the delegation
+    // still needs the decision whole.
+    let first_policy = d.matched_policies.first().cloned();
+    let mut matched_policies = if delegated {
+        d.matched_policies.clone()
+    } else {
+        std::mem::take(&mut d.matched_policies)
+    };
     let (action, message) = match &strict {
         Some(why) => {
             // The policy's own verdict stays visible next to the refusal.
@@ -175,7 +182,7 @@ pub fn judge(state: &AppState, req: Request) -> Judged {
     };
     let policy = match &strict {
         Some(_) => Some("strict"),
-        None => d.matched_policies.first().map(|p| &**p),
+        None => first_policy.as_deref(),
     };
     state.metrics.observe(action, policy, d.eval_duration);
     if !acts {
