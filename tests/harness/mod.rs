@@ -291,13 +291,30 @@ impl Lab {
             .collect()
     }
 
-    /// The exec requests whose `command` contains `needle`.
+    /// The exec requests whose `command` holds `needle` as whole words (a path may end in
+    /// it). Not a bare substring: the random names of the lab's and the build's directories
+    /// appear in commands, and a short marker like `s6` can occur inside them.
     pub fn requests_for(&self, needle: &str) -> Vec<Value> {
         self.exec_requests()
             .into_iter()
-            .filter(|r| r["command"].as_str().is_some_and(|c| c.contains(needle)))
+            .filter(|r| {
+                r["command"]
+                    .as_str()
+                    .is_some_and(|c| holds_words(c, needle))
+            })
             .collect()
     }
+}
+
+/// Whether `text` holds `needle` starting after a word boundary (start, space, `/`, quote)
+/// and ending before one (end, space, quote, `;`).
+fn holds_words(text: &str, needle: &str) -> bool {
+    text.match_indices(needle).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + needle.len()..].chars().next();
+        matches!(before, None | Some(' ' | '/' | '\'' | '"'))
+            && matches!(after, None | Some(' ' | '\'' | '"' | ';'))
+    })
 }
 
 fn write_script(path: &Path, body: &str) {
