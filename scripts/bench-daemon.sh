@@ -36,7 +36,8 @@
 #   BENCH_PERF=0|1               `perf record` the daemon during the 32-client socket run and the
 #                                HTTP run; prints where the time goes (needs perf)
 #   BENCH_OUT=DIR                where results, daemon logs and perf data are kept [mktemp -d]
-#   BENCH_FLOOR=1|0              also measure scripts/bench/allow-server.c (the floor) [1]
+#   BENCH_FLOOR=1|0              also measure scripts/bench/allow-server.c (the floor) in every
+#                                round, right after the daemon, and compare them pair by pair [1]
 #   BENCH_TMP=DIR                parent of the temporary RAMPART_HOME [${TMPDIR:-/tmp}]
 #   BENCH_BIN=PATH               the `rampart` binary to measure (another build, for a before/after)
 #                                [the release build of this tree]
@@ -81,6 +82,9 @@ fi
 DAEMON_PID=""
 TMP_DIRS=()
 cleanup() {
+    if [[ -n ${FLOOR_PID:-} ]]; then
+        kill "$FLOOR_PID" 2>/dev/null || true
+    fi
     if [[ -n $DAEMON_PID ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
         kill -TERM "$DAEMON_PID" 2>/dev/null || true
         wait "$DAEMON_PID" 2>/dev/null || true
@@ -121,8 +125,8 @@ phase() { # variant phase profile-name|"" cmd...
     line=$("$@")
     after=$(cpu_ticks "$DAEMON_PID")
     [[ -n $perf_pid ]] && wait "$perf_pid" || true
-    emit "$(printf '{"variant":"%s","phase":"%s","cpu_ticks":%s,"clk_tck":%s,"result":%s}' \
-        "$variant" "$name" "$((after - before))" "$(getconf CLK_TCK)" "$line")"
+    emit "$(printf '{"variant":"%s","phase":"%s","run":%s,"cpu_ticks":%s,"clk_tck":%s,"result":%s}' \
+        "$variant" "$name" "$RUN" "$((after - before))" "$(getconf CLK_TCK)" "$line")"
     log "  $name: $(printf '%s' "$line" | python3 -c 'import json, sys
 r = json.load(sys.stdin)
 print("%.0f/s, p50 %.1f us, p99 %.1f us, %d errors" % (r["rate_per_s"], r["p50_us"], r["p99_us"], r.get("errors", 0)))')"
@@ -173,6 +177,41 @@ for line in sys.stdin:
 end()
 print(json.dumps({"samples": n, "frames": counts}))
 '
+
+# The floor: the same socket benchmark against scripts/bench/allow-server.c, which answers
+# Allow without decoding, deciding or auditing. No daemon that asks before every exec over
+# a fresh connection can beat it on this machine. It is measured in every round, right
+# after the daemon (which then sits idle in `accept`), so that each daemon figure has a
+# floor figure taken under the same conditions: on this VM both move by ±15% from one
+# minute to the next.
+RUN=0
+FLOOR_PID=""
+if [[ $FLOOR == 1 ]]; then
+    cc -O2 -pthread -o "$OUT/allow-server" scripts/bench/allow-server.c
+    FLOOR_SOCKET="$OUT/floor.sock"
+    rm -f "$FLOOR_SOCKET"
+    "$OUT/allow-server" "$FLOOR_SOCKET" &
+    FLOOR_PID=$!
+    for _ in $(seq 50); do [[ -S $FLOOR_SOCKET ]] && break; sleep 0.1; done
+fi
+
+floor_round() { # variant
+    [[ $FLOOR == 1 ]] || return 0
+    local cmd=("$BENCH_SOCKET" --socket "$FLOOR_SOCKET" --json --rounds "$ROUNDS" --threads "$CLIENTS" --seconds "$RUN_SECS" --case allow)
+    local mode line summary=()
+    for mode in latency throughput multiplexed; do
+        if [[ $mode == multiplexed ]]; then
+            line=$("${cmd[@]}" --mode throughput --driver multiplexed)
+        else
+            line=$("${cmd[@]}" --mode "$mode")
+        fi
+        emit "$(printf '{"variant":"floor","with":"%s","run":%s,"phase":"socket-%s-allow","result":%s}' "$1" "$RUN" "$mode" "$line")"
+        summary+=("$mode $(printf '%s' "$line" | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+print("p50 %.1f us" % r["p50_us"] if r.get("mode") == "latency" else "%.0f/s" % r["rate_per_s"])')")
+    done
+    log "  floor: ${summary[*]}"
+}
 
 run_variant() { # variant
     local variant=$1 home audit_dir fs stdout stderr ready socket http token
@@ -250,6 +289,8 @@ run_variant() { # variant
         phase "$variant" socket-multiplexed-allow "" "${sock[@]}" --mode throughput --case allow --driver multiplexed
         phase "$variant" socket-multiplexed-deny "" "${sock[@]}" --mode throughput --case deny --driver multiplexed
         prof_socket=""
+        floor_round "$variant"
+        RUN=$((RUN + 1))
     done
     memory "$variant" mem-after-socket
 
@@ -305,28 +346,10 @@ for v in $VARIANTS; do
     run_variant "$v"
 done
 
-# The floor: the same socket benchmark against scripts/bench/allow-server.c, which answers
-# Allow without decoding, deciding or auditing. No daemon that asks before every exec over
-# a fresh connection can beat it on this machine.
-if [[ $FLOOR == 1 ]]; then
-    cc -O2 -pthread -o "$OUT/allow-server" scripts/bench/allow-server.c
-    floor_socket="$OUT/floor.sock"
-    "$OUT/allow-server" "$floor_socket" &
-    floor_pid=$!
-    for _ in $(seq 50); do [[ -S $floor_socket ]] && break; sleep 0.1; done
-    floor_cmd=("$BENCH_SOCKET" --socket "$floor_socket" --json --rounds "$ROUNDS" --threads "$CLIENTS" --seconds "$RUN_SECS" --case allow)
-    for _ in $(seq "$REPEAT"); do
-        for mode in latency throughput multiplexed; do
-            if [[ $mode == multiplexed ]]; then
-                line=$("${floor_cmd[@]}" --mode throughput --driver multiplexed)
-            else
-                line=$("${floor_cmd[@]}" --mode "$mode")
-            fi
-            emit "$(printf '{"variant":"floor","phase":"socket-%s-allow","result":%s}' "$mode" "$line")"
-        done
-    done
-    kill "$floor_pid" 2>/dev/null || true
-    wait "$floor_pid" 2>/dev/null || true
+if [[ -n $FLOOR_PID ]]; then
+    kill "$FLOOR_PID" 2>/dev/null || true
+    wait "$FLOOR_PID" 2>/dev/null || true
+    FLOOR_PID=""
 fi
 
 python3 - "$RESULTS" "$OUT" "$PERF" <<'PY'
@@ -451,6 +474,45 @@ for driver, how in (("multiplexed", "in flight from 2 epoll loops"), ("throughpu
             [f"{us(res(v, ph, 'p50_us'))} / {us(res(v, ph, 'p99_us'))}" for v in variants])
 row("daemon CPU per socket decision (allow, epoll loops / client threads)", "",
     [f"{us(cpu_per(v, 'socket-multiplexed-allow'))} / {us(cpu_per(v, 'socket-throughput-allow'))}" for v in variants])
+
+def floor_vals(v, phase, key):
+    return [r["result"][key] for r in rows
+            if r["variant"] == "floor" and r.get("with") == v and r["phase"] == phase]
+
+def paired(v, phase, floor_phase, key, op):
+    """op(daemon, floor) for each round that measured both."""
+    fl = {r["run"]: r["result"][key] for r in rows
+          if r["variant"] == "floor" and r.get("with") == v and r["phase"] == floor_phase}
+    return [op(r["result"][key], fl[r["run"]]) for r in runs(v, phase) if r.get("run") in fl]
+
+def mid(xs, fmt):
+    """Median (the lower of the middle two) with the range, or —."""
+    if not xs:
+        return "—"
+    xs = sorted(xs)
+    m = fmt(xs[(len(xs) - 1) // 2])
+    return m if len(xs) < 2 else f"{m} ({fmt(xs[0])} to {fmt(xs[-1])})"
+
+def diff_us(x):
+    return f"{x:+.1f} µs"
+
+def pct(x):
+    return f"{x * 100:.0f}%"
+
+if any(floor_vals(v, "socket-latency-allow", "p50_us") for v in variants):
+    row("floor in the same rounds: round trip p50", "",
+        [mid(floor_vals(v, "socket-latency-allow", "p50_us"), us) for v in variants])
+    for case in ("allow", "deny"):
+        row(f"daemon − floor, round trip p50, paired by round, {case}", "",
+            [mid(paired(v, f"socket-latency-{case}", "socket-latency-allow", "p50_us",
+                        lambda d, f: d - f), diff_us) for v in variants])
+    row("floor in the same rounds: decisions/s from the epoll loops", "",
+        [mid(floor_vals(v, "socket-multiplexed-allow", "rate_per_s"), rate) for v in variants])
+    for case in ("allow", "deny"):
+        row(f"daemon ÷ floor, decisions/s from the epoll loops, paired by round, {case}", "",
+            [mid(paired(v, f"socket-multiplexed-{case}", "socket-multiplexed-allow", "rate_per_s",
+                        lambda d, f: d / f), pct) for v in variants])
+
 ph = "http-raw"
 row(f"HTTP `POST /v1/preflight/exec`, {res(variants[0], ph, 'connections') or 32} keep-alive conns (bench_http): requests/s", "≥ 20,000/s",
     [rate(res(v, ph, "rate_per_s")) + mark(None if res(v, ph, "rate_per_s") is None else res(v, ph, "rate_per_s") >= 20000) for v in variants])
