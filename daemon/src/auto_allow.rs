@@ -12,7 +12,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +19,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use rampart_engine::policy::{Action, Source};
 use rampart_engine::{Engine, EvalOptions, ToolCall};
 use sha2::{Digest, Sha256};
+
+use crate::file_lock::FlockGuard;
 
 /// The file's name; the engine recognises durable allows by it.
 pub const FILE_NAME: &str = "auto-allowed.yaml";
@@ -267,7 +268,7 @@ pub fn rules(file: &Path) -> Result<Vec<AllowRule>, PersistError> {
 
 /// Adds `rule` unless the file already allows the same tool and pattern; true when added.
 pub fn add(file: &Path, rule: &AllowRule) -> Result<bool, PersistError> {
-    let _lock = FileLock::take(file)?;
+    let _lock = lock_rules(file)?;
     let mut all = rules(file)?;
     if all
         .iter()
@@ -283,7 +284,7 @@ pub fn add(file: &Path, rule: &AllowRule) -> Result<bool, PersistError> {
 /// Removes the rule named `name`; false when there is none. The file is removed with its
 /// last rule.
 pub fn remove(file: &Path, name: &str) -> Result<bool, PersistError> {
-    let _lock = FileLock::take(file)?;
+    let _lock = lock_rules(file)?;
     let mut all = rules(file)?;
     let before = all.len();
     all.retain(|r| r.name != name);
@@ -339,33 +340,18 @@ fn write_atomic(file: &Path, text: &str) -> Result<(), PersistError> {
 
 /// An exclusive `flock` on a lock file next to the rules, held while they are read and
 /// rewritten (the file itself is replaced by a rename, so it cannot carry the lock).
-struct FileLock(File);
-
-impl FileLock {
-    fn take(file: &Path) -> Result<FileLock, PersistError> {
-        let dir = file.parent().unwrap_or(Path::new("."));
-        crate::home::ensure_private_dir(dir).map_err(|e| PersistError::file(dir, e))?;
-        let path = dir.join(format!(".{FILE_NAME}.lock"));
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| PersistError::file(&path, e))?;
-        // SAFETY: a plain system call on a descriptor owned by `f`.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(PersistError::file(&path, io::Error::last_os_error()));
-        }
-        Ok(FileLock(f))
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        // SAFETY: as in `take`; closing the file would release it too.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
+fn lock_rules(file: &Path) -> Result<FlockGuard<File>, PersistError> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    crate::home::ensure_private_dir(dir).map_err(|e| PersistError::file(dir, e))?;
+    let path = dir.join(format!(".{FILE_NAME}.lock"));
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .and_then(FlockGuard::lock)
+        .map_err(|e| PersistError::file(&path, e))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod auto_allow;
 pub mod call_json;
 pub mod cli;
 pub mod delegate;
+mod file_lock;
 pub mod home;
 pub mod lineage;
 // Handlers return `Result<_, Response>`: the error is the HTTP answer itself.

@@ -10,8 +10,9 @@ use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
 use super::event::compute_hash;
-use super::writer::{FlockGuard, read_anchor, read_checkpoint};
+use super::writer::{read_anchor, read_checkpoint};
 use super::{ANCHOR_FILE, CHECKPOINT_FILE, LOCK_FILE, chain_files, parse_chain_file_name};
+use crate::file_lock::FlockGuard;
 
 /// An intact chain.
 #[derive(Debug, Clone, PartialEq, Eq)]

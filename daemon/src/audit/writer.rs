@@ -2,7 +2,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +23,7 @@ use super::event::{
 use super::{
     ANCHOR_FILE, CHECKPOINT_FILE, LOCK_FILE, chain_file_name, chain_files, parse_chain_file_name,
 };
+use crate::file_lock::{FlockGuard, flock};
 
 /// Size rotation threshold: a line that would take the file over 100 MiB starts a new part.
 pub const DEFAULT_ROTATE_BYTES: u64 = 100 * 1024 * 1024;
@@ -274,45 +274,6 @@ fn stopped() -> io::Error {
 
 fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Holds an `flock` until dropped.
-pub(crate) struct FlockGuard<'a>(&'a File);
-
-impl<'a> FlockGuard<'a> {
-    /// Exclusive (writers).
-    pub(crate) fn lock(f: &'a File) -> io::Result<Self> {
-        Self::flock(f, libc::LOCK_EX)
-    }
-
-    /// Shared (readers taking a consistent snapshot).
-    pub(crate) fn lock_shared(f: &'a File) -> io::Result<Self> {
-        Self::flock(f, libc::LOCK_SH)
-    }
-
-    fn flock(f: &'a File, op: libc::c_int) -> io::Result<Self> {
-        flock(f, op).map(|()| FlockGuard(f))
-    }
-}
-
-/// `flock(2)`, retried on EINTR.
-fn flock(f: &File, op: libc::c_int) -> io::Result<()> {
-    loop {
-        // SAFETY: flock on an open file descriptor.
-        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-impl Drop for FlockGuard<'_> {
-    fn drop(&mut self) {
-        let _ = flock(self.0, libc::LOCK_UN);
-    }
 }
 
 fn invalid(msg: String) -> io::Error {
